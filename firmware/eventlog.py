@@ -1,0 +1,92 @@
+# The pump's event log: every state change, program change, bolus, alarm, refill and
+# authentication attempt, with pump time and a sequence number, journalled through
+# firmware/persist.py so it survives resets.  Entries are (seq, t_ms, code, args) with up to
+# four integer args; EVENTS below names them for people (the host decodes with it).
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+BOOT = const(1)
+STATE = const(2)
+PROGRAM = const(3)
+BOLUS_START = const(4)
+BOLUS_END = const(5)
+REFILL = const(7)
+ALARM_RAISED = const(8)
+ALARM_CLEARED = const(9)
+ALARM_SILENCED = const(10)
+REFUSED = const(11)
+CLOCK_SET = const(12)
+LIMITS_SET = const(13)
+PATIENT_BOLUS_SET = const(14)
+ALARM_VOLUME_SET = const(15)
+FLEX_STEP = const(16)
+AUTH = const(17)
+COMMIT_FAILED = const(18)
+
+# code -> (name, names of the args).  Arg values that index a list are decoded by the host
+# (states, triggers, alarms: see firmware/table.py and firmware/alarms.py).
+EVENTS = {
+    BOOT: ("boot", ("boot_count", "restored", "lost_nl")),
+    STATE: ("state", ("region", "from", "to", "trigger")),
+    PROGRAM: ("program", ("mode", "daily_ug", "confirmed")),
+    BOLUS_START: ("bolus_start", ("kind", "dose_ug", "volume_nl", "duration_s")),
+    BOLUS_END: ("bolus_end", ("kind", "delivered_nl", "completed")),
+    REFILL: ("refill", ("volume_ul", "concentration_ug_per_ml", "bridge", "estimate_before_ul")),
+    ALARM_RAISED: ("alarm_raised", ("alarm",)),
+    ALARM_CLEARED: ("alarm_cleared", ("alarm",)),
+    ALARM_SILENCED: ("alarm_silenced", ("alarm", "minutes")),
+    REFUSED: ("refused", ("reason", "request", "value", "limit")),
+    CLOCK_SET: ("clock_set", ("delta_s",)),
+    LIMITS_SET: ("limits_set", ("daily_dose_soft_ug", "daily_dose_hard_ug", "bolus_soft_ug",
+                                "bolus_hard_ug")),
+    PATIENT_BOLUS_SET: ("patient_bolus_set", ("dose_ug", "duration_s", "lockout_min",
+                                              "max_per_24h")),
+    ALARM_VOLUME_SET: ("alarm_volume_set", ("low_reservoir_alarm_ul",)),
+    FLEX_STEP: ("flex_step", ("ug_per_day",)),
+    AUTH: ("auth", ("role", "ok")),
+    COMMIT_FAILED: ("commit_failed", ()),
+}
+
+# Names of small enumerations carried in args.
+MODES = ("continuous", "flex")
+BOLUS_KINDS = ("clinician", "patient", "bridge")
+# What a refused request asked for (REFUSED's "request" arg).
+REQUESTS = ("program", "start", "stop", "clinician_bolus", "patient_bolus", "refill",
+            "clear_alarm", "set_patient_bolus", "set_low_reservoir_alarm", "set_limits",
+            "silence_alarms", "set_clock")
+
+
+class EventLog:
+    # journal: an object with log_append(seq, t_ms, code, args) (firmware/persist.py), or None.
+    # listener: None, or fn(seq, t_ms, code, args) called for every entry (the simulator's
+    # events.jsonl writer, a test).
+    def __init__(self, clock_fn, journal=None, next_seq=1):
+        self._clock_fn = clock_fn
+        self.journal = journal
+        self.listener = None
+        self.next_seq = next_seq
+        self.failed_writes = 0
+
+    def log(self, code, a=None, b=None, c=None, d=None):
+        if a is None:
+            args = ()
+        elif b is None:
+            args = (a,)
+        elif c is None:
+            args = (a, b)
+        elif d is None:
+            args = (a, b, c)
+        else:
+            args = (a, b, c, d)
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        t_ms = self._clock_fn()
+        if self.journal is not None:
+            self.journal.log_append(seq, t_ms, code, args)
+        if self.listener is not None:
+            self.listener(seq, t_ms, code, args)
+        return seq

@@ -1,0 +1,271 @@
+# Atomic persistence over a hal Storage: two snapshot slots and an event-log ring.
+#
+#   0              slot_size       2*slot_size                                          size
+#   +--------------+---------------+--------------------------------------------+------+
+#   | slot A       | slot B        | log ring: log_capacity records x 32 bytes  | free |
+#   +--------------+---------------+--------------------------------------------+------+
+#
+# Snapshot slot (slot_size bytes; payload capacity = slot_size - 10):
+#   0       2        6        8                 8+len    10+len
+#   +-------+--------+--------+-----------------+--------+--------+
+#   | magic | seq    | len    | payload         | crc16  | unused |
+#   | "VP"  | u32 LE | u16 LE | JSON, len bytes | u16 LE |        |
+#   +-------+--------+--------+-----------------+--------+--------+
+#           \______ CRC-16/CCITT-FALSE over these ______/
+#
+#   commit() writes the slot that does NOT hold the newest valid snapshot, with seq + 1, in
+#   three writes: (1) magic := 00 00 (the slot is now invalid), (2) seq|len|payload|crc,
+#   (3) magic := "VP" (the commit point).  A power cut at any byte before the last magic byte
+#   leaves that slot invalid and the other slot, untouched, is loaded.  load() takes the valid
+#   slot (magic, len <= capacity, CRC, JSON object) with the highest seq.  seq is a u32 that
+#   starts at 1; at one commit a second it would last 136 years, so it is compared plainly.
+#
+# Log record (32 bytes at log_base + (seq % log_capacity) * 32), little-endian:
+#   0      4         8         12     13      14                     30      32
+#   +------+---------+---------+------+-------+----------------------+-------+
+#   | seq  | t_ms lo | t_ms hi | code | nargs | args: 4 x i32        | crc16 |
+#   | u32  | u32     | u32     | u8   | u8    | unused ones are 0    | u16   |
+#   +------+---------+---------+------+-------+----------------------+-------+
+#   \_______________ CRC over bytes 0..29 ________________________/
+#
+#   A record is valid when its CRC matches, nargs <= 4 and seq % log_capacity is its index.
+#   A torn record (power cut mid-append) fails its CRC (undetected with odds 2**-16) or still
+#   holds the older record intact; either way it was never committed and is ignored.  Erased
+#   storage (0xFF) is never valid (nargs 255).
+#
+# Snapshots are dicts of plain JSON values (int, str, bool, None, list, dict with str keys);
+# json.dumps(separators=(",", ":")) exists on CPython and MicroPython 1.27.  Key order may
+# differ between the two; the decoded dict is what matters.
+
+import json
+import struct
+
+from firmware.errors import PersistError
+from hal.errors import StorageError
+from protocol.crc import crc16
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+_MAGIC = b"VP"
+_UNMAGIC = b"\x00\x00"
+_SLOT_HEAD_BYTES = const(8)       # magic, seq, len
+_SLOT_OVERHEAD_BYTES = const(10)  # head + crc
+_SLOT_FMT = "<IH"                 # seq, len (after the magic)
+_REC_BYTES = const(32)
+_REC_BODY_BYTES = const(30)
+_REC_FMT = "<IIIBB4i"             # seq, t_ms lo, t_ms hi, code, nargs, 4 args
+_REC_ARGS_MAX = const(4)
+# Not const(): beyond MicroPython's small-int range on 32-bit ports.
+_I32_MIN = -0x80000000
+_I32_MAX = 0x7FFFFFFF
+_U32_MAX = 0xFFFFFFFF
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+_SEPARATORS = (",", ":")
+
+
+class Persist:
+    def __init__(self, storage, slot_size=2048, log_capacity=None):
+        size = storage.size
+        if slot_size < _SLOT_OVERHEAD_BYTES + 2 or slot_size - _SLOT_OVERHEAD_BYTES > 0xFFFF:
+            raise PersistError("slot_size %d bytes: allowed %d..%d" % (
+                slot_size, _SLOT_OVERHEAD_BYTES + 2, 0xFFFF + _SLOT_OVERHEAD_BYTES))
+        log_base = 2 * slot_size
+        room = (size - log_base) // _REC_BYTES if size > log_base else 0
+        if log_capacity is None:
+            log_capacity = room
+        if log_capacity < 1 or log_capacity > room:
+            raise PersistError(
+                "log_capacity %d records: storage of %d bytes holds 1..%d %d-byte records "
+                "after two %d-byte slots" % (log_capacity, size, room, _REC_BYTES, slot_size))
+        self.storage = storage
+        self.slot_size = slot_size
+        self.slot_capacity_bytes = slot_size - _SLOT_OVERHEAD_BYTES
+        self.log_base = log_base
+        self.log_capacity = log_capacity
+        # Snapshot state: current slot (0 = A, 1 = B, None = no valid snapshot), its seq.
+        self.slot = None
+        self.snapshot_seq = 0
+        self.commits = 0
+        self._loaded = False
+        # Log state: seqs of the oldest and newest valid records still in the ring.
+        self.first_seq = None
+        self.last_seq = None
+        self.log_appends = 0
+        self._scanned = False
+        # Buffers allocated once.
+        self._slot_buf = bytearray(slot_size)
+        self._slot_mv = memoryview(self._slot_buf)
+        self._rec = bytearray(_REC_BYTES)
+        self._rec_body = memoryview(self._rec)[0:_REC_BODY_BYTES]
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def load(self):
+        # The newest valid snapshot as a dict, or None if neither slot is valid.
+        best = None
+        for index in (0, 1):
+            found = self._read_slot(index)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (found[0], found[1], index)
+        self._loaded = True
+        if best is None:
+            self.slot = None
+            self.snapshot_seq = 0
+            return None
+        self.snapshot_seq = best[0]
+        self.slot = best[2]
+        return best[1]
+
+    def commit(self, snapshot):
+        if not isinstance(snapshot, dict):
+            raise PersistError("snapshot must be a dict, not %s" % type(snapshot).__name__)
+        try:
+            data = json.dumps(snapshot, separators=_SEPARATORS).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            raise PersistError("snapshot is not plain JSON values: %s" % (e,))
+        n = len(data)
+        if n > self.slot_capacity_bytes:
+            raise PersistError(
+                "snapshot is %d bytes; a slot holds at most %d (slot_size %d minus %d header/CRC "
+                "bytes)" % (n, self.slot_capacity_bytes, self.slot_size, _SLOT_OVERHEAD_BYTES))
+        if not self._loaded:
+            self.load()
+        target = 0 if self.slot is None else 1 - self.slot
+        seq = self.snapshot_seq + 1
+        if seq > _U32_MAX:
+            raise PersistError("snapshot seq %d exceeds u32" % seq)
+        buf = self._slot_buf
+        mv = self._slot_mv
+        struct.pack_into(_SLOT_FMT, buf, 2, seq, n)
+        end = _SLOT_HEAD_BYTES + n
+        buf[_SLOT_HEAD_BYTES:end] = data
+        struct.pack_into("<H", buf, end, crc16(mv[2:end]))
+        base = target * self.slot_size
+        storage = self.storage
+        try:
+            storage.write(base, _UNMAGIC)
+            storage.write(base + 2, mv[2:end + 2])
+            storage.write(base, _MAGIC)
+        except StorageError as e:
+            raise PersistError(
+                "commit of snapshot seq %d to slot %s failed (%s); the previous snapshot (seq %d) "
+                "is still the committed one" % (seq, "AB"[target], e, self.snapshot_seq))
+        self.slot = target
+        self.snapshot_seq = seq
+        self.commits += 1
+
+    def _read_slot(self, index):
+        # (seq, dict) for a valid slot, else None.
+        base = index * self.slot_size
+        head = self._read(base, _SLOT_HEAD_BYTES)
+        if head[0:2] != _MAGIC:
+            return None
+        seq, n = struct.unpack_from(_SLOT_FMT, head, 2)
+        if n > self.slot_capacity_bytes:
+            return None
+        body = self._read(base + _SLOT_HEAD_BYTES, n + 2)
+        mv = memoryview(body)
+        crc = crc16(mv[0:n], crc16(memoryview(head)[2:_SLOT_HEAD_BYTES]))
+        if crc != struct.unpack_from("<H", body, n)[0]:
+            return None
+        try:
+            value = json.loads(bytes(mv[0:n]).decode("utf-8"))
+        except ValueError:  # also UnicodeError
+            return None
+        if not isinstance(value, dict):
+            return None
+        return seq, value
+
+    # -- event log ---------------------------------------------------------------------------
+
+    def log_append(self, seq, t_ms, code, args):
+        n = len(args)
+        if n > _REC_ARGS_MAX:
+            raise PersistError("log record has %d args; at most %d" % (n, _REC_ARGS_MAX))
+        if not 0 <= code <= 255:
+            raise PersistError("log code %r: allowed 0..255" % (code,))
+        if not 0 <= t_ms <= _U64_MAX:
+            raise PersistError("log t_ms %r: allowed 0..2**64-1" % (t_ms,))
+        for a in args:
+            if not _I32_MIN <= a <= _I32_MAX:
+                raise PersistError("log arg %r: allowed %d..%d" % (a, _I32_MIN, _I32_MAX))
+        if not self._scanned:
+            self.log_scan()
+        last = self.last_seq
+        if seq > _U32_MAX or (last is not None and seq <= last) or seq < 0:
+            raise PersistError("log seq %d: allowed %d..%d" % (
+                seq, 0 if last is None else last + 1, _U32_MAX))
+        rec = self._rec
+        struct.pack_into(_REC_FMT, rec, 0, seq, t_ms & _U32_MAX, t_ms >> 32, code, n,
+                         args[0] if n > 0 else 0, args[1] if n > 1 else 0,
+                         args[2] if n > 2 else 0, args[3] if n > 3 else 0)
+        struct.pack_into("<H", rec, _REC_BODY_BYTES, crc16(self._rec_body))
+        try:
+            self.storage.write(self.log_base + (seq % self.log_capacity) * _REC_BYTES, rec)
+        except StorageError as e:
+            raise PersistError("log append of seq %d failed: %s" % (seq, e))
+        self.last_seq = seq
+        first = self.first_seq
+        if first is None:
+            self.first_seq = seq
+        elif first <= seq - self.log_capacity:
+            self.first_seq = seq - self.log_capacity + 1
+        self.log_appends += 1
+
+    def log_scan(self):
+        # Boot: find the valid records.  Returns (first_seq, last_seq) or None if the log is empty.
+        seqs = []
+        for index in range(self.log_capacity):
+            rec = self._read_record(index)
+            if rec is not None:
+                seqs.append(rec[0])
+        self._scanned = True
+        if not seqs:
+            self.first_seq = self.last_seq = None
+            return None
+        last = max(seqs)
+        floor = last - self.log_capacity
+        first = last
+        for s in seqs:
+            if floor < s < first:
+                first = s
+        self.first_seq = first
+        self.last_seq = last
+        return first, last
+
+    def log_read(self, from_seq, max_count):
+        # Records (seq, t_ms, code, args) with seq >= from_seq still in the ring, in seq order.
+        if not self._scanned:
+            self.log_scan()
+        out = []
+        last = self.last_seq
+        if last is None or max_count <= 0:
+            return out
+        cap = self.log_capacity
+        s = max(from_seq, self.first_seq, last - cap + 1)
+        while s <= last and len(out) < max_count:
+            rec = self._read_record(s % cap)
+            if rec is not None and rec[0] == s:
+                out.append(rec)
+            s += 1
+        return out
+
+    def _read_record(self, index):
+        raw = self._read(self.log_base + index * _REC_BYTES, _REC_BYTES)
+        if crc16(memoryview(raw)[0:_REC_BODY_BYTES]) != struct.unpack_from("<H", raw, _REC_BODY_BYTES)[0]:
+            return None
+        v = struct.unpack_from(_REC_FMT, raw, 0)
+        nargs = v[4]
+        if nargs > _REC_ARGS_MAX or v[0] % self.log_capacity != index:
+            return None
+        return v[0], v[1] | (v[2] << 32), v[3], tuple(v[5:5 + nargs])
+
+    def _read(self, addr, n):
+        try:
+            return self.storage.read(addr, n)
+        except StorageError as e:
+            raise PersistError("storage read of %d bytes at %d failed: %s" % (n, addr, e))

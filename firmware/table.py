@@ -1,0 +1,136 @@
+# The pump's state table: the single source of truth for what the pump does with every event.
+#
+# Three orthogonal regions, each in exactly one state at a time:
+#   therapy    what delivery is doing (idle, infusing, bolus, lockout) or why it is halted
+#   reservoir  the non-critical low-reservoir alarm
+#   battery    the non-critical elective-replacement indicator (ERI)
+# Non-halting alarms live in their own regions, so raising one can never end a bolus in progress
+# or a running lockout.  An event goes to every region whose alphabet has it, therapy first.
+#
+# A row is (source, trigger, dest, guard, action):
+#   source  a state, or a tuple of states
+#   dest    a state; None keeps the state (internal: no exit, no entry, the action still runs)
+#   guard   None, or the name of a pump method (arg) -> bool; rows are tried in order and the
+#           first whose guard passes wins, so a guarded row is followed by its fallback
+#   action  None (with dest None: an explicit ignore); the name of a pump method (arg) that
+#           returns None (accepted) or a reason code (refused, nothing changed); or
+#           "!reason" to refuse with that reason from protocol.reasons
+# firmware/machine.py interprets it; tools/diagram.py builds a `transitions` machine from the
+# same rows for docs/state-machine.md and as a test oracle.  Every (state, trigger) pair of a
+# region has a row: tests/firmware/test_table.py proves it.
+
+IDLE = "idle"
+INFUSING = "infusing"
+BOLUS = "bolus"
+LOCKOUT = "lockout"
+RESERVOIR_EMPTY = "reservoir_empty"
+MOTOR_STALL = "motor_stall"
+BATTERY_DEPLETED = "battery_depleted"
+FAULT = "fault"
+
+RESERVOIR_OK = "reservoir_ok"
+LOW_RESERVOIR = "low_reservoir"
+
+BATTERY_OK = "battery_ok"
+ELECTIVE_REPLACEMENT = "elective_replacement"
+
+_DELIVERING = (IDLE, INFUSING, BOLUS, LOCKOUT)
+_RUNNING = (INFUSING, BOLUS, LOCKOUT)
+_HALTED = (RESERVOIR_EMPTY, MOTOR_STALL, FAULT)
+
+THERAPY = (
+    # Starting and stopping.
+    (IDLE, "start", INFUSING, "has_program", "start_basal"),
+    (IDLE, "start", None, None, "!no_program"),
+    (_RUNNING, "start", None, None, None),
+    (_DELIVERING, "stop", IDLE, None, "stop_therapy"),
+    (_HALTED, "stop", None, None, None),
+    (_HALTED, "start", None, None, "!therapy_halted"),
+
+    # A new program (already checked against the drug library) takes effect at once.
+    (IDLE, "program", INFUSING, None, "apply_program_and_start"),
+    (_RUNNING, "program", None, None, "apply_program"),
+    (_HALTED, "program", None, None, "!therapy_halted"),
+
+    # Boluses.  A clinician bolus may run during a lockout; afterwards the lockout resumes.
+    ((IDLE, INFUSING, LOCKOUT), "clinician_bolus", BOLUS, None, "start_clinician_bolus"),
+    (BOLUS, "clinician_bolus", None, None, "!bolus_in_progress"),
+    (_HALTED, "clinician_bolus", None, None, "!therapy_halted"),
+    (INFUSING, "patient_bolus", BOLUS, "patient_bolus_allowed", "start_patient_bolus"),
+    ((INFUSING, LOCKOUT), "patient_bolus", None, None, "refuse_patient_bolus"),
+    (IDLE, "patient_bolus", None, None, "!therapy_stopped"),
+    (BOLUS, "patient_bolus", None, None, "!bolus_in_progress"),
+    (_HALTED, "patient_bolus", None, None, "!therapy_halted"),
+    (BOLUS, "bolus_done", LOCKOUT, "lockout_running", "end_bolus"),
+    (BOLUS, "bolus_done", INFUSING, "therapy_is_on", "end_bolus"),
+    (BOLUS, "bolus_done", IDLE, None, "end_bolus"),
+    ((IDLE, INFUSING, LOCKOUT) + _HALTED, "bolus_done", None, None, None),
+    (LOCKOUT, "lockout_done", INFUSING, None, "end_lockout"),
+    ((IDLE, INFUSING, BOLUS) + _HALTED, "lockout_done", None, None, None),
+
+    # Refill: volume and concentration, optionally a bridge bolus to clear the old drug from
+    # the catheter.  Never during a bolus.  After an empty reservoir it restarts therapy.
+    ((IDLE, INFUSING, LOCKOUT), "refill", BOLUS, "bridge_requested", "refill_with_bridge"),
+    ((IDLE, INFUSING, LOCKOUT, MOTOR_STALL, FAULT), "refill", None, None, "accept_refill"),
+    (BOLUS, "refill", None, None, "!bolus_in_progress"),
+    (RESERVOIR_EMPTY, "refill", BOLUS, "bridge_requested", "refill_with_bridge"),
+    (RESERVOIR_EMPTY, "refill", INFUSING, "therapy_is_on", "refill_after_empty"),
+    (RESERVOIR_EMPTY, "refill", IDLE, None, "refill_after_empty"),
+
+    # Critical alarms halt therapy from anywhere they can happen.
+    (_DELIVERING, "reservoir_empty", RESERVOIR_EMPTY, None, "halt_reservoir_empty"),
+    ((RESERVOIR_EMPTY, MOTOR_STALL, FAULT), "reservoir_empty", None, None, None),
+    (_DELIVERING + (RESERVOIR_EMPTY,), "motor_stall", MOTOR_STALL, None, "halt_motor_stall"),
+    ((MOTOR_STALL, FAULT), "motor_stall", None, None, None),
+    (_DELIVERING + _HALTED, "battery_eos", BATTERY_DEPLETED, None, "halt_end_of_service"),
+    (_DELIVERING + (RESERVOIR_EMPTY, MOTOR_STALL), "fault", FAULT, None, "halt_fault"),
+    (FAULT, "fault", None, None, None),
+
+    # Clearing a critical alarm (the clinician has interrogated the pump).
+    (_DELIVERING, "clear_alarm", None, None, None),
+    (RESERVOIR_EMPTY, "clear_alarm", None, None, "!refill_first"),
+    # A motor that still does not turn stalls again on its next stroke and re-alarms.
+    (MOTOR_STALL, "clear_alarm", INFUSING, "therapy_is_on", "clear_motor_stall"),
+    (MOTOR_STALL, "clear_alarm", IDLE, None, "clear_motor_stall"),
+    (FAULT, "clear_alarm", IDLE, None, "clear_fault"),
+
+    # End of service is final: the pump must be replaced.
+    (BATTERY_DEPLETED, ("start", "program", "clinician_bolus", "patient_bolus", "refill",
+                        "clear_alarm"), None, None, "!end_of_service"),
+    (BATTERY_DEPLETED, ("stop", "bolus_done", "lockout_done", "reservoir_empty",
+                        "motor_stall", "battery_eos", "fault"), None, None, None),
+)
+
+RESERVOIR = (
+    # reservoir_level is posted whenever the estimate crosses the alarm volume (either way) or
+    # the alarm volume changes.
+    (RESERVOIR_OK, "reservoir_level", LOW_RESERVOIR, "below_low_reservoir", "raise_low_reservoir"),
+    (RESERVOIR_OK, "reservoir_level", None, None, None),
+    (LOW_RESERVOIR, "reservoir_level", RESERVOIR_OK, "above_low_reservoir", "clear_low_reservoir"),
+    (LOW_RESERVOIR, "reservoir_level", None, None, None),
+)
+
+BATTERY = (
+    (BATTERY_OK, "battery_level", ELECTIVE_REPLACEMENT, "battery_at_eri", "raise_elective_replacement"),
+    (BATTERY_OK, "battery_level", None, None, None),
+    (ELECTIVE_REPLACEMENT, "battery_level", None, None, None),
+)
+
+# region name -> (states in order, initial state, rows)
+REGIONS = (
+    ("therapy", (IDLE, INFUSING, BOLUS, LOCKOUT, RESERVOIR_EMPTY, MOTOR_STALL,
+                 BATTERY_DEPLETED, FAULT), IDLE, THERAPY),
+    ("reservoir", (RESERVOIR_OK, LOW_RESERVOIR), RESERVOIR_OK, RESERVOIR),
+    ("battery", (BATTERY_OK, ELECTIVE_REPLACEMENT), BATTERY_OK, BATTERY),
+)
+
+
+def expand(rows):
+    # Yields (source, trigger, dest, guard, action) with tuples of sources and triggers expanded,
+    # in table order.
+    for source, trigger, dest, guard, action in rows:
+        sources = source if isinstance(source, tuple) else (source,)
+        triggers = trigger if isinstance(trigger, tuple) else (trigger,)
+        for s in sources:
+            for t in triggers:
+                yield s, t, dest, guard, action

@@ -1,0 +1,169 @@
+# HAL part interfaces: one small base class per hardware part.
+#
+# Runs unchanged on CPython and MicroPython, so: no abc (abstractmethod does nothing on
+# MicroPython), no typing at run time; abstract bodies raise NotImplementedError themselves.
+# Public methods check arguments and state, then call a small _..._internal() that each
+# backend overrides (python-can's BusABC template method).
+
+from hal.errors import HalError, StorageError
+
+# Tone kinds for the annunciator.  Two-tone (3 s) marks a critical alarm, single tone (1 s)
+# a non-critical one (Medtronic product advisories, see docs/clinical.md).
+TONE_TWO = 2
+TONE_SINGLE = 1
+
+# Motor stroke outcomes.
+STROKE_OK = 0
+STROKE_STALL = 1
+
+
+class Part:
+    # close() is safe to call twice; parts are context managers.
+    _closed = True
+
+    def __init__(self):
+        self._closed = False
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._close_internal()
+
+    def _close_internal(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _check_open(self):
+        if self._closed:
+            raise HalError("%s is closed; open a new one" % type(self).__name__)
+
+
+class Clock(Part):
+    # Raw counter of milliseconds that may wrap (MicroPython's ticks_ms wraps at 2**30 on many
+    # ports).  now_ms() unwraps it into a count that never goes backwards, as long as it is read
+    # at least once per half period; the firmware's housekeeping guarantees that (hourly).
+    # wrap_bits=0 means the raw counter never wraps.
+    def __init__(self, wrap_bits=30):
+        Part.__init__(self)
+        self._mask = (1 << wrap_bits) - 1 if wrap_bits else 0
+        self._last_raw = self._ticks_internal()
+        self._now_ms = 0
+
+    def now_ms(self):
+        raw = self._ticks_internal()
+        if self._mask:
+            elapsed = (raw - self._last_raw) & self._mask
+        else:
+            elapsed = raw - self._last_raw
+        self._last_raw = raw
+        self._now_ms += elapsed
+        return self._now_ms
+
+    def sleep_until(self, deadline_ms):
+        # Wait until now_ms() >= deadline_ms.  Virtual clocks jump; real ones sleep.  May return
+        # early (e.g. link input arrived); the caller re-checks.
+        self._check_open()
+        now = self.now_ms()
+        if deadline_ms > now:
+            self._sleep_internal(deadline_ms - now)
+
+    def _ticks_internal(self):
+        raise NotImplementedError("a Clock backend must read its raw tick counter")
+
+    def _sleep_internal(self, delay_ms):
+        raise NotImplementedError("a Clock backend must know how to wait")
+
+
+class Motor(Part):
+    # One stroke of the peristaltic pump moves one pump-model stroke volume (if nothing is wrong).
+    def stroke(self):
+        self._check_open()
+        return self._stroke_internal()
+
+    def _stroke_internal(self):
+        raise NotImplementedError("a Motor backend must drive one stroke and report STROKE_OK or STROKE_STALL")
+
+
+class Battery(Part):
+    # Terminal voltage in millivolts; the firmware also counts charge used (coulomb counting).
+    def read_mv(self):
+        self._check_open()
+        return self._read_mv_internal()
+
+    def _read_mv_internal(self):
+        raise NotImplementedError("a Battery backend must read the cell voltage in mV")
+
+
+class Storage(Part):
+    # Byte-addressable non-volatile memory (FRAM/EEPROM-like).  A write may be cut short by a
+    # power loss at any byte: the firmware's persistence layer is built to survive that.
+    size = 0
+
+    def read(self, addr, n):
+        self._check_open()
+        self._check_range(addr, n)
+        return self._read_internal(addr, n)
+
+    def write(self, addr, data):
+        self._check_open()
+        self._check_range(addr, len(data))
+        self._write_internal(addr, data)
+
+    def _check_range(self, addr, n):
+        if addr < 0 or n < 0 or addr + n > self.size:
+            raise StorageError("storage access %d+%d outside 0..%d" % (addr, n, self.size))
+
+    def _read_internal(self, addr, n):
+        raise NotImplementedError("a Storage backend must read bytes")
+
+    def _write_internal(self, addr, data):
+        raise NotImplementedError("a Storage backend must write bytes")
+
+
+class Annunciator(Part):
+    # The pump's audible alarm (implanted: a piezo the patient hears).
+    def tone(self, kind, duration_ms):
+        self._check_open()
+        if kind != TONE_TWO and kind != TONE_SINGLE:
+            raise HalError("tone kind %r unknown; use TONE_TWO or TONE_SINGLE" % (kind,))
+        if duration_ms <= 0:
+            raise HalError("tone duration %r ms must be > 0" % (duration_ms,))
+        self._tone_internal(kind, duration_ms)
+
+    def _tone_internal(self, kind, duration_ms):
+        raise NotImplementedError("an Annunciator backend must sound a tone")
+
+
+class Link(Part):
+    # A byte pipe to the programmer (telemetry).  read() never blocks: it returns what is there.
+    def write(self, data):
+        self._check_open()
+        return self._write_internal(data)
+
+    def read(self, max_bytes=256):
+        self._check_open()
+        return self._read_internal(max_bytes)
+
+    def _write_internal(self, data):
+        raise NotImplementedError("a Link backend must send bytes")
+
+    def _read_internal(self, max_bytes):
+        raise NotImplementedError("a Link backend must return received bytes (b'' if none)")
+
+
+class Rng(Part):
+    # Random bytes for session challenges.  Sim backends are seeded (deterministic runs).
+    def random_bytes(self, n):
+        self._check_open()
+        if n < 0:
+            raise HalError("random_bytes(%r): n must be >= 0" % (n,))
+        return self._random_bytes_internal(n)
+
+    def _random_bytes_internal(self, n):
+        raise NotImplementedError("an Rng backend must return n random bytes")
