@@ -392,6 +392,10 @@ class Pump:
         self.accept_refill(arg)
         self.alarms.clear(alarms.RESERVOIR_EMPTY)
 
+    def bridge_after_empty(self, arg):
+        self.refill_with_bridge(arg)
+        self.alarms.clear(alarms.RESERVOIR_EMPTY)
+
     def halt_reservoir_empty(self, arg):
         self._end_bolus(False)
         self.alarms.raise_alarm(alarms.RESERVOIR_EMPTY)

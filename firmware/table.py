@@ -73,7 +73,7 @@ THERAPY = (
     ((IDLE, INFUSING, LOCKOUT), "refill", BOLUS, "bridge_requested", "refill_with_bridge"),
     ((IDLE, INFUSING, LOCKOUT, MOTOR_STALL, FAULT), "refill", None, None, "accept_refill"),
     (BOLUS, "refill", None, None, "!bolus_in_progress"),
-    (RESERVOIR_EMPTY, "refill", BOLUS, "bridge_requested", "refill_with_bridge"),
+    (RESERVOIR_EMPTY, "refill", BOLUS, "bridge_requested", "bridge_after_empty"),
     (RESERVOIR_EMPTY, "refill", INFUSING, "therapy_is_on", "refill_after_empty"),
     (RESERVOIR_EMPTY, "refill", IDLE, None, "refill_after_empty"),
 

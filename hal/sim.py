@@ -124,7 +124,8 @@ class SimBattery(Battery):
 class SimStorage(Storage):
     # Erased non-volatile memory reads 0xFF.  Fault hooks for sim/ and tests:
     #   cut_after_bytes   None, or the number of bytes still written before the supply fails;
-    #                     the write that crosses it stops mid-way and raises PowerLost
+    #                     the write that crosses it stops mid-way and raises PowerLost (once:
+    #                     the supply is back for the reboot)
     #   fail_writes       True: every write raises StorageError without writing
     def __init__(self, size=32768):
         Storage.__init__(self)
@@ -145,7 +146,7 @@ class SimStorage(Storage):
         if budget is not None and n > budget:
             self.mem[addr:addr + budget] = data[:budget]
             self.bytes_written += budget
-            self.cut_after_bytes = 0
+            self.cut_after_bytes = None     # power returns with the reboot
             raise PowerLost("supply cut after %d of %d bytes at address %d" % (budget, n, addr))
         self.mem[addr:addr + n] = data
         self.bytes_written += n

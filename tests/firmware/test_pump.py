@@ -297,6 +297,18 @@ def test_refill_with_bridge_bolus_clears_the_tubing_at_the_old_rate():
     assert pump.state() == table.INFUSING
 
 
+def test_bridge_refill_of_an_empty_reservoir_clears_the_critical_alarm():
+    pump, board, events = make_pump(fill_nl=1000000, concentration=2000, basal=500)
+    pump.sched.run_until(5 * MS_PER_DAY)
+    assert pump.state() == table.RESERVOIR_EMPTY
+    board.reservoir.refill(20000000, 2000)
+    assert pump.refill(20000000, 2000, bridge=True) == reasons.OK
+    assert pump.state() == table.BOLUS
+    assert not pump.alarms.active
+    pump.sched.run_until(6 * MS_PER_DAY)
+    assert pump.state() == table.INFUSING
+
+
 def test_motor_stall_is_critical_and_cleared_by_the_clinician():
     pump, board, events = make_pump(concentration=2000, basal=500)
     pump.sched.run_until(HOUR)
@@ -390,3 +402,23 @@ def test_blank_storage_boots_factory_defaults():
     assert pump.boot() is False
     assert pump.state() == table.IDLE
     assert pump.start() == reasons.NO_PROGRAM
+
+
+def test_the_whole_pump_behaves_the_same_across_tick_counter_wraps():
+    # 2**30 ms is 12.4 days: 40 days with patient boluses cross the wrap three times.
+    def run(wrap_bits, start_raw):
+        board = SimBoard(reservoir_capacity_nl=40000000, wrap_bits=wrap_bits, start_raw=start_raw)
+        pump, board, events = make_pump(board=board, fill_nl=20000000, concentration=2000, basal=450)
+        pump.set_patient_bolus(25, 10 * MIN, 3 * HOUR, 4)
+        for day in range(40):
+            pump.sched.run_until(day * MS_PER_DAY + 9 * HOUR)
+            pump.patient_bolus()
+            pump.sched.run_until(day * MS_PER_DAY + 10 * HOUR)
+            pump.patient_bolus()
+        pump.sched.run_until(40 * MS_PER_DAY)
+        return events, pump.doser.strokes
+
+    plain = run(0, 0)
+    wrapped = run(30, (1 << 30) - 5 * MIN)
+    assert wrapped == plain
+    assert plain[1] > 9000

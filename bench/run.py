@@ -1,0 +1,358 @@
+"""vpump benchmarks: `make bench` (or `python bench/run.py [--only NAME ...] [--quick]`).
+
+Each figure is a function registered in FIGURES under its name; it takes `quick` (bool) and
+returns one result: {"value": NUMBER or None, "unit": str, "goal": NUMBER or None,
+"better": "higher" | "lower", "note": str}.  Results go to bench/results.json (one object per
+figure, see docs/DESIGN "Benchmarks"), and a table is printed.  A full run rewrites the file; with
+--only the named figures are merged into the existing file, so the others stay.
+
+Ratios are measured side by side in one run: the contenders' repetitions are interleaved
+(A B A B ...) and the best of each is kept, so machine noise (other processes, turbo, thermal)
+hits both alike.  To add a figure:
+
+    @figure("my_figure")
+    def my_figure(quick):
+        ...
+        return result(value, "x", goal=2.0, better="higher", note="what was measured")
+
+Benchmarks never run inside `make test`.
+"""
+
+import argparse
+import gc
+import heapq
+import json
+import os
+import platform
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+RESULTS = os.path.join(HERE, "results.json")
+
+FIGURES = {}  # name -> function(quick) -> result dict, in registration (= table) order
+
+
+def figure(name):
+    def register(fn):
+        if name in FIGURES:
+            raise ValueError("figure %r registered twice" % name)
+        FIGURES[name] = fn
+        return fn
+    return register
+
+
+def result(value, unit, goal=None, better="higher", note=""):
+    if better not in ("higher", "lower"):
+        raise ValueError("better=%r: use 'higher' or 'lower'" % (better,))
+    return {"value": value, "unit": unit, "goal": goal, "better": better, "note": note}
+
+
+def not_implemented(unit, goal=None, better="higher"):
+    return result(None, unit, goal, better, "not implemented yet")
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+def timed(fn):
+    # Seconds taken by fn() (its return value is returned too), with the cyclic GC off as
+    # timeit does, after a collection so garbage from a previous run is not charged to this one.
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - t0
+    finally:
+        if was_enabled:
+            gc.enable()
+    return elapsed, out
+
+
+def best_of_interleaved(contenders, reps):
+    # contenders: {name: fn() -> number of events}.  Runs them in turn, reps rounds (the order
+    # rotates each round), and returns {name: (best events/s, events)}.  Every run of one
+    # contender must report the same number of events.
+    best = {}
+    events = {}
+    names = list(contenders)
+    for rnd in range(reps):
+        k = rnd % len(names)
+        for name in names[k:] + names[:k]:
+            elapsed, n = timed(contenders[name])
+            if events.setdefault(name, n) != n:
+                raise RuntimeError("%s: %d events, earlier run had %d" % (name, n, events[name]))
+            rate = n / elapsed
+            if rate > best.get(name, 0.0):
+                best[name] = rate
+    return dict((name, (best[name], events[name])) for name in names)
+
+
+# --- the timeout workload: N processes, each re-arming a timeout at a random delay ---------
+#
+# Delays are drawn up front (fixed seed) so no contender pays for the random number generator,
+# and all of them consume exactly the same delays: n_procs processes x per_proc timeouts each.
+
+DEFAULT_PROCS = 100
+MAX_DELAY_MS = 1000
+
+
+def workload(n_events, n_procs=DEFAULT_PROCS, seed=20240601):
+    rng = random.Random(seed)
+    per_proc = n_events // n_procs
+    return [[rng.randint(1, MAX_DELAY_MS) for _ in range(per_proc)] for _ in range(n_procs)]
+
+
+def run_bare_heap(delays):
+    # The floor: heapq of (deadline, seq, callback) and a pop-and-call loop, nothing else.
+    heap = []
+    push = heapq.heappush
+    pop = heapq.heappop
+    state = {"seq": 0, "now": 0, "n": 0}
+
+    def make(proc_delays):
+        it = iter(proc_delays)
+
+        def cb():
+            state["n"] += 1
+            for d in it:
+                state["seq"] += 1
+                push(heap, (state["now"] + d, state["seq"], cb))
+                break
+        return cb
+
+    for proc_delays in delays:
+        cb = make(proc_delays)
+        state["seq"] += 1
+        push(heap, (0, state["seq"], cb))
+    while heap:
+        now, _, cb = pop(heap)
+        state["now"] = now
+        cb()
+    return state["n"] - len(delays)  # the initial kick-offs are not timeouts
+
+
+def run_scheduler(delays):
+    # firmware.scheduler.Scheduler on a virtual clock, driven the way `vpump run` drives it.
+    from firmware.scheduler import Scheduler
+    from hal.sim import VirtualClock
+
+    clock = VirtualClock()
+    s = Scheduler(clock)
+    after = s.after
+    count = [0]
+
+    def make(proc_delays):
+        it = iter(proc_delays)
+
+        def cb():
+            count[0] += 1
+            for d in it:
+                after(d, cb)
+                break
+        return cb
+
+    for proc_delays in delays:
+        s.at(0, make(proc_delays))
+    next_deadline = s.next_deadline
+    advance_to = clock.advance_to
+    step = s.step
+    while True:
+        d = next_deadline()
+        if d is None:
+            break
+        advance_to(d)
+        step()
+    return count[0] - len(delays)
+
+
+def run_simpy(delays):
+    # SimPy 4: one generator process per stream, `yield env.timeout(delay)`.
+    import simpy
+
+    env = simpy.Environment()
+    count = [0]
+
+    def proc(env, proc_delays):
+        timeout = env.timeout
+        for d in proc_delays:
+            yield timeout(d)
+            count[0] += 1
+
+    for proc_delays in delays:
+        env.process(proc(env, proc_delays))
+    env.run()
+    return count[0]
+
+
+def bare_heap_events_per_s(n_events, reps, n_procs=DEFAULT_PROCS):
+    # Helper for other figures: best-of-reps events/s of the bare heap on the timeout workload.
+    delays = workload(n_events, n_procs)
+    return best_of_interleaved({"bare": lambda: run_bare_heap(delays)}, reps)["bare"][0]
+
+
+def _sizes(quick):
+    # (events per run, repetitions per contender)
+    return (60000, 3) if quick else (300000, 7)
+
+
+def _fmt_rate(rate):
+    return "%.2f M events/s" % (rate / 1e6)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+@figure("bare_heap_events_per_s")
+def fig_bare_heap(quick):
+    n_events, reps = _sizes(quick)
+    rate = bare_heap_events_per_s(n_events, reps)
+    return result(
+        round(rate), "events/s", goal=None, better="higher",
+        note="baseline: heapq push/pop of (deadline, seq, callback) and a call loop; %d processes "
+             "re-arming a timeout at a random 1..%d ms delay, %d events, best of %d (Python %s)"
+             % (DEFAULT_PROCS, MAX_DELAY_MS, n_events, reps, platform.python_version()))
+
+
+@figure("scheduler_vs_simpy")
+def fig_scheduler_vs_simpy(quick):
+    n_events, reps = _sizes(quick)
+    delays = workload(n_events)
+    best = best_of_interleaved({
+        "scheduler": lambda: run_scheduler(delays),
+        "simpy": lambda: run_simpy(delays),
+    }, reps)
+    (ours, n_ours), (theirs, n_theirs) = best["scheduler"], best["simpy"]
+    if n_ours != n_theirs:
+        raise RuntimeError("workloads differ: scheduler %d events, simpy %d" % (n_ours, n_theirs))
+    import simpy
+    return result(
+        round(ours / theirs, 3), "x", goal=1.5, better="higher",
+        note="events/s of firmware.scheduler.Scheduler on a VirtualClock (loop: next_deadline, "
+             "advance_to, step; callbacks re-arm with after()) / SimPy %s Environment (processes "
+             "doing `yield env.timeout(d)`); same %d processes, same random 1..%d ms delays, "
+             "%d events each; best of %d interleaved runs: scheduler %s, simpy %s"
+             % (getattr(simpy, "__version__", "4"), DEFAULT_PROCS, MAX_DELAY_MS, n_ours, reps,
+                _fmt_rate(ours), _fmt_rate(theirs)))
+
+
+@figure("firmware_vs_bare_heap")
+def fig_firmware_vs_bare_heap(quick):
+    # Placeholder: the lead fills this in (the whole firmware's event rate vs the bare heap).
+    return not_implemented("x")
+
+
+@figure("year_speedup")
+def fig_year_speedup(quick):
+    # Placeholder: the lead fills this in (virtual time / wall time for a simulated year).
+    return not_implemented("x")
+
+
+# --- results file and table ------------------------------------------------------------------
+
+
+def load_results(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        sys.stderr.write("bench: ignoring unreadable %s (%s)\n" % (path, exc))
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_results(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def verdict(r):
+    value, goal = r.get("value"), r.get("goal")
+    if value is None:
+        return "todo" if r.get("note") == "not implemented yet" else "error"
+    if goal is None:
+        return "info"
+    ok = value >= goal if r.get("better") == "higher" else value <= goal
+    return "pass" if ok else "FAIL"
+
+
+def _num(x):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return "%.3g" % x if abs(x) < 1000 else "%.0f" % x
+    return str(x)
+
+
+def format_table(results):
+    rows = [("figure", "value", "unit", "goal", "result")]
+    for name, r in results.items():
+        goal = r.get("goal")
+        if goal is not None:
+            goal = ("\u2265 " if r.get("better") == "higher" else "\u2264 ") + _num(goal)
+        else:
+            goal = "-"
+        rows.append((name, _num(r.get("value")), r.get("unit", ""), goal, verdict(r)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
+                 row[3].rjust(widths[3]), row[4]]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py",
+        description="Run the vpump benchmarks, write bench/results.json and print a table.")
+    parser.add_argument("--only", metavar="NAME", action="append", default=[],
+                        help="run only this figure (repeatable); merges into the existing results")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller workloads and fewer repetitions (a smoke run, noisier)")
+    parser.add_argument("--list", action="store_true", help="list the figures and exit")
+    parser.add_argument("--out", default=RESULTS, help="results file (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        for name in FIGURES:
+            print(name)
+        return 0
+    unknown = [n for n in args.only if n not in FIGURES]
+    if unknown:
+        parser.error("--only %s: unknown figure; known: %s" % (", ".join(unknown), ", ".join(FIGURES)))
+    names = args.only or list(FIGURES)
+
+    results = load_results(args.out) if args.only else {}
+    status = 0
+    for name in names:
+        sys.stderr.write("bench: %s ...\n" % name)
+        t0 = time.perf_counter()
+        try:
+            r = FIGURES[name](args.quick)
+        except Exception as exc:  # one broken figure must not lose the others' results
+            r = result(None, "", note="error: %s: %s" % (type(exc).__name__, exc))
+            status = 1
+        sys.stderr.write("bench: %s done in %.1f s\n" % (name, time.perf_counter() - t0))
+        results[name] = r
+    save_results(args.out, results)
+    print(format_table(results))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,637 @@
+"""Scenario files: TOML in, a plain validated config out (docs/scenarios.md is the format).
+
+    find(name_or_path) -> path      a file, or a bare name looked up in the repo's scenarios/
+    load(path) -> config            read the TOML and validate it
+    validate(raw, source) -> config check a parsed TOML document, convert to firmware units
+
+The config is plain data (dicts, lists, ints, strings, bools; JSON-serialisable) in firmware units
+(nL, ms, ug, ug/day, ug/mL) so the MicroPython port can consume it too.  Every mistake raises
+ScenarioError with "{source}: [{table}] {key} = {value!r}: {what is allowed}".  Unknown tables and
+keys are errors (they are usually typos).  Clinical limits are not checked here: the firmware's
+drug library does that, and a scenario may deliberately program something the pump must refuse.
+"""
+
+import calendar
+import datetime
+import difflib
+import os
+import re
+import sys
+
+from firmware import limits as fw_limits
+from firmware.pump import MODEL
+from sim.errors import ScenarioError
+
+try:
+    import tomllib
+except ImportError:         # Python 3.10
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
+
+MS_PER_MIN = 60000
+MS_PER_DAY = 86400000
+MAX_DAYS = 3650
+MAX_SEED = 4294967295
+MAX_UG = fw_limits.MAX_UG
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")     # Monday first, as the firmware
+DEFAULT_START = "2026-01-05T08:00:00"                              # a Monday
+DEFAULT_TIMELINE_TIME = "09:00"
+DEFAULT_REFILL_TIME = "10:00"
+RESERVOIR_SIZES_ML = (20, 40)       # SynchroMed II 8637-20/-40, Prometra 20/40 mL (CLINICAL.md)
+
+TABLES = ("scenario", "pump", "drug", "therapy", "limits", "patient_bolus", "refills", "timeline")
+REQUIRED_TABLES = ("scenario", "drug", "therapy")
+
+# What each timeline action takes besides day, time and action (required ones marked True).
+ACTIONS = {
+    "program": {"basal_ug_per_day": True, "confirm": False},
+    "program_flex": {"flex": True, "confirm": False},
+    "clinician_bolus": {"dose_ug": True, "duration_min": True, "confirm": False},
+    "refill": {"volume_ul": False, "concentration_ug_per_ml": False, "bridge": False},
+    "start": {},
+    "stop": {},
+    "clear_alarm": {},
+    "silence_alarms": {"minutes": True},
+    "set_low_reservoir_alarm": {"volume_ul": True},
+    "set_patient_bolus": {"dose_ug": True, "duration_min": True, "lockout_min": True,
+                          "max_per_24h": True, "confirm": False},
+    "reset": {},
+}
+
+_REQUIRED = object()
+_TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_START_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$")
+_LINE_RE = re.compile(r"at line (\d+)(?:, column (\d+))?")
+
+
+# -------------------------------------------------------------------------------- finding files
+
+def repo_root():
+    """The repository holding the sim package (its parent directory)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def scenario_dirs():
+    """Where bare names are looked up: the repo's scenarios/, then an installed copy's."""
+    dirs = [os.path.join(repo_root(), "scenarios"),
+            os.path.join(sys.prefix, "share", "vpump", "scenarios")]
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def available():
+    """Names (without .toml) of the scenarios find() knows, sorted."""
+    names = set()
+    for d in scenario_dirs():
+        for entry in os.listdir(d):
+            if entry.endswith(".toml"):
+                names.add(entry[:-5])
+    return sorted(names)
+
+
+def find(name_or_path):
+    """A scenario's path: name_or_path itself if it is a file, else NAME(.toml) in scenarios/."""
+    text = str(name_or_path)
+    if os.path.isfile(text):
+        return text
+    if os.path.isdir(text):
+        raise ScenarioError("%s: is a directory, not a scenario file" % text, source=text)
+    bare = os.path.basename(text) == text and text not in ("", ".", "..")
+    if bare:
+        filename = text if text.endswith(".toml") else text + ".toml"
+        for d in scenario_dirs():
+            path = os.path.join(d, filename)
+            if os.path.isfile(path):
+                return path
+    names = available()
+    hint = ""
+    close = difflib.get_close_matches(text[:-5] if text.endswith(".toml") else text, names, n=1)
+    if close:
+        hint = "did you mean %r? " % close[0]
+    raise ScenarioError(
+        "scenario %r: no such file, and no scenario of that name in scenarios/; %savailable: %s"
+        % (text, hint, ", ".join(names) if names else "(none)"), source=text)
+
+
+# -------------------------------------------------------------------------------- reading
+
+def load(path):
+    """Read a TOML scenario file and validate it: the plain config (see validate)."""
+    source = str(path)
+    if tomllib is None:
+        raise ScenarioError("%s: reading TOML needs Python 3.11+ (tomllib); install tomli on "
+                            "Python 3.10" % source, source=source)
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ScenarioError("%s: no such scenario file" % source, source=source) from None
+    except OSError as exc:
+        raise ScenarioError("%s: cannot read: %s" % (source, exc.strerror or exc),
+                            source=source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScenarioError("%s: line %d: not UTF-8 text (TOML files are UTF-8)" % (source, line),
+                            source=source, line=line) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _LINE_RE.search(message)
+        line = int(match.group(1)) if match else getattr(exc, "lineno", None)
+        where = ""
+        if line is not None:
+            where = "line %d: " % line
+            snippet = _line_text(text, line)
+            if snippet:
+                message += "; the line reads: %s" % snippet
+        raise ScenarioError("%s: %sTOML syntax error: %s" % (source, where, message),
+                            source=source, line=line) from None
+    return validate(raw, source=source)
+
+
+def _line_text(text, line):
+    lines = text.splitlines()
+    if 1 <= line <= len(lines):
+        snippet = lines[line - 1].strip()
+        return snippet if len(snippet) <= 80 else snippet[:77] + "..."
+    return ""
+
+
+# -------------------------------------------------------------------------------- checking values
+
+class _Checker:
+    def __init__(self, source):
+        self.source = source
+
+    def fail(self, table, key, value, allowed):
+        raise ScenarioError("%s: [%s] %s = %r: %s" % (self.source, table, key, value, allowed),
+                            source=self.source, table=table, key=key, value=value,
+                            allowed=allowed)
+
+    def missing(self, table, key, allowed):
+        raise ScenarioError("%s: [%s] %s is missing: required; %s"
+                            % (self.source, table, key, allowed),
+                            source=self.source, table=table, key=key, allowed=allowed)
+
+    def table(self, name, value, kind="table"):
+        if not isinstance(value, dict):
+            raise ScenarioError("%s: [%s] = %r: must be a %s" % (self.source, name, value, kind),
+                                source=self.source, table=name, value=value,
+                                allowed="a " + kind)
+        return value
+
+    def keys(self, table, data, allowed, why=""):
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+                hint = "did you mean %r? " % close[0] if close else ""
+                self.fail(table, key, data[key], "unknown key%s; %sallowed: %s"
+                          % (why, hint, ", ".join(allowed) if allowed else "(none)"))
+
+    def get(self, table, data, key, default, allowed):
+        if key in data:
+            return data[key], True
+        if default is _REQUIRED:
+            self.missing(table, key, allowed)
+        return default, False
+
+    def int(self, table, data, key, lo, hi=None, default=_REQUIRED, unit="", note=""):
+        allowed = _int_allowed(lo, hi, unit) + note
+        value, given = self.get(table, data, key, default, allowed)
+        if not given:
+            return value
+        if isinstance(value, bool):
+            self.fail(table, key, value, allowed + " (got true/false, not a number)")
+        if isinstance(value, float):
+            self.fail(table, key, value, allowed + " (got a float: no decimal point)")
+        if not isinstance(value, int):
+            self.fail(table, key, value, allowed + " (got %s)" % _kind(value))
+        if value < lo or (hi is not None and value > hi):
+            self.fail(table, key, value, allowed)
+        return value
+
+    def choice(self, table, data, key, values, default=_REQUIRED, note=""):
+        allowed = "must be one of %s%s" % (", ".join(repr(v) for v in values), note)
+        value, given = self.get(table, data, key, default, allowed)
+        if given and (isinstance(value, bool) or value not in values):
+            self.fail(table, key, value, allowed)
+        return value
+
+    def bool(self, table, data, key, default=False):
+        value, given = self.get(table, data, key, default, "must be true or false")
+        if given and not isinstance(value, bool):
+            self.fail(table, key, value, "must be true or false")
+        return value
+
+    def str(self, table, data, key, default=_REQUIRED, nonempty=False):
+        allowed = "must be a non-empty string" if nonempty else "must be a string"
+        value, given = self.get(table, data, key, default, allowed)
+        if given and (not isinstance(value, str) or (nonempty and not value.strip())):
+            self.fail(table, key, value, allowed)
+        return value
+
+    def time_of_day(self, table, key, value, what=""):
+        """'HH:MM' (or a TOML local time with zero seconds) -> minutes after midnight."""
+        minutes = _minutes(value)
+        if minutes is None:
+            self.fail(table, key, value, what + "must be a time of day \"HH:MM\" (24-hour, "
+                      "two digits each) from \"00:00\" to \"23:59\"")
+        return minutes
+
+    def opt_time(self, table, data, key, default):
+        value = data.get(key, default)
+        return self.time_of_day(table, key, value)
+
+
+def _int_allowed(lo, hi, unit):
+    unit = " " + unit if unit else ""
+    if hi is None:
+        return "must be a whole number%s >= %d" % (unit, lo)
+    return "must be a whole number%s from %d to %d" % (unit, lo, hi)
+
+
+def _kind(value):
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a %s" % type(value).__name__
+
+
+def _minutes(value):
+    if isinstance(value, datetime.time) and not isinstance(value, datetime.datetime):
+        if value.second or value.microsecond or value.tzinfo is not None:
+            return None
+        return value.hour * 60 + value.minute
+    if not isinstance(value, str):
+        return None
+    match = _TIME_RE.match(value)
+    if not match:
+        return None
+    return int(match.group(1)) * 60 + int(match.group(2))
+
+
+def _hhmm(minutes):
+    return "%02d:%02d" % divmod(minutes, 60)
+
+
+# -------------------------------------------------------------------------------- validation
+
+def validate(raw, source="<scenario>"):
+    """Check a parsed scenario document; return the plain config in firmware units.
+
+    {"name", "description", "days", "seed", "start_wall_ms", "model", "drug",
+     "concentration_ug_per_ml", "fill_nl", "therapy", "confirm", "low_reservoir_alarm_nl",
+     "limits", "patient_bolus", "patient_requests_per_day", "refills", "timeline"}
+    (docs/scenarios.md describes each).
+    """
+    c = _Checker(source)
+    if not isinstance(raw, dict):
+        raise ScenarioError("%s: must be a TOML document of tables, got %s" % (source, _kind(raw)),
+                            source=source)
+    for name in raw:
+        if name not in TABLES:
+            close = difflib.get_close_matches(name, list(TABLES), n=1, cutoff=0.6)
+            hint = "did you mean [%s]? " % close[0] if close else ""
+            what = "unknown table" if isinstance(raw[name], (dict, list)) else \
+                "a key outside any table (or an unknown table)"
+            raise ScenarioError("%s: [%s]: %s; %sallowed tables: %s"
+                                % (source, name, what, hint,
+                                   ", ".join("[%s]" % t for t in TABLES)),
+                                source=source, table=name, allowed=", ".join(TABLES))
+    for name in REQUIRED_TABLES:
+        if name not in raw:
+            raise ScenarioError("%s: [%s] is missing: every scenario needs the tables %s"
+                                % (source, name, ", ".join("[%s]" % t for t in REQUIRED_TABLES)),
+                                source=source, table=name)
+    config = {}
+    _scenario(c, c.table("scenario", raw["scenario"]), config)
+    model = _pump(c, c.table("pump", raw.get("pump", {})))
+    config["model"] = model
+    capacity_nl = model.get("reservoir_capacity_nl", MODEL["reservoir_capacity_nl"])
+    capacity_ul = capacity_nl // 1000
+    default_alarm_nl = model.get("low_reservoir_alarm_nl", MODEL["low_reservoir_alarm_nl"])
+    entry = _drug(c, c.table("drug", raw["drug"]), config, capacity_ul)
+    _therapy(c, c.table("therapy", raw["therapy"]), config, capacity_ul, default_alarm_nl)
+    config["limits"] = _limits(c, c.table("limits", raw.get("limits", {})))
+    _patient_bolus(c, raw.get("patient_bolus"), config)
+    config["refills"] = _refills(c, raw.get("refills"), config, entry, capacity_ul)
+    config["timeline"] = _timeline(c, raw.get("timeline", []), config, entry, capacity_ul)
+    return config
+
+
+def _scenario(c, t, config):
+    T = "scenario"
+    c.keys(T, t, ("name", "description", "days", "seed", "start"))
+    config["name"] = c.str(T, t, "name", nonempty=True)
+    config["description"] = c.str(T, t, "description", default="")
+    config["days"] = c.int(T, t, "days", 1, MAX_DAYS, unit="of days")
+    config["seed"] = c.int(T, t, "seed", 0, MAX_SEED, default=1)
+    config["start_wall_ms"] = _start(c, t.get("start", DEFAULT_START))
+
+
+def _start(c, value):
+    allowed = ("must be a local date and time without a UTC offset, from 1970-01-01T00:00 to "
+               "9999-12-31T23:59, as a TOML local date-time (2026-01-05T08:00:00) or a string "
+               "\"2026-01-05T08:00:00\"")
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            c.fail("scenario", "start", value, allowed + " (got an offset date-time)")
+        moment = value
+    elif isinstance(value, datetime.date):
+        moment = datetime.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        match = _START_RE.match(value.strip())
+        if not match:
+            c.fail("scenario", "start", value, allowed)
+        try:
+            moment = datetime.datetime(*[int(g or 0) for g in match.groups()])
+        except ValueError as exc:
+            c.fail("scenario", "start", value, allowed + " (%s)" % exc)
+    else:
+        c.fail("scenario", "start", value, allowed)
+    if moment.year < 1970:
+        c.fail("scenario", "start", value, allowed)
+    return calendar.timegm(moment.timetuple()) * 1000 + moment.microsecond // 1000
+
+
+def _pump(c, t):
+    T = "pump"
+    keys = tuple(k for k in MODEL if k != "name") + ("reservoir_ml",)
+    c.keys(T, t, keys, why=" (pump-model parameters: firmware/pump.py MODEL)")
+    model = {}
+    for key in t:
+        if key == "reservoir_ml":
+            if "reservoir_capacity_nl" in t:
+                c.fail(T, key, t[key], "give reservoir_ml or reservoir_capacity_nl, not both")
+            ml = t[key]
+            if isinstance(ml, bool) or not isinstance(ml, int) or ml not in RESERVOIR_SIZES_ML:
+                c.fail(T, key, ml, "must be 20 or 40 (the real reservoir sizes: SynchroMed II "
+                       "8637-20/-40, Prometra 20/40 mL; CLINICAL.md)")
+            model["reservoir_capacity_nl"] = ml * 1000000
+        elif key == "stroke_nl":
+            model[key] = c.int(T, t, key, 50, 10000, unit="of nL")
+        else:
+            model[key] = c.int(T, t, key, 0)
+    return model
+
+
+def _drug(c, t, config, capacity_ul):
+    T = "drug"
+    c.keys(T, t, ("name", "concentration_ug_per_ml", "fill_ul"))
+    names = sorted(fw_limits.LIBRARY)
+    drug = c.choice(T, t, "name", names, default="baclofen",
+                    note=" (the drug library: firmware/limits.py)")
+    entry = fw_limits.library_entry(drug)
+    config["drug"] = drug
+    config["concentration_ug_per_ml"] = _concentration(c, T, t, "concentration_ug_per_ml", entry)
+    config["fill_nl"] = c.int(T, t, "fill_ul", 0, capacity_ul, default=capacity_ul,
+                              unit="of uL", note=" (the reservoir's capacity)") * 1000
+    return entry
+
+
+def _concentration(c, table, t, key, entry, default=_REQUIRED):
+    allowed = entry["concentrations_ug_per_ml"]
+    note = "must be one of %s ug/mL (%s concentrations in the drug library; CLINICAL.md)" % (
+        ", ".join(str(a) for a in allowed), entry["drug"])
+    value, given = c.get(table, t, key, default, note)
+    if not given:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        if isinstance(value, float):
+            note += " (got a float: no decimal point)"
+        c.fail(table, key, value, note)
+    return value
+
+
+def _therapy(c, t, config, capacity_ul, default_alarm_nl):
+    T = "therapy"
+    mode = c.choice(T, t, "mode", ("continuous", "flex"))
+    if mode == "continuous":
+        c.keys(T, t, ("mode", "basal_ug_per_day", "low_reservoir_alarm_ul", "confirm"),
+               why=" for mode = 'continuous'")
+        basal = c.int(T, t, "basal_ug_per_day", 0, MAX_UG, unit="of ug/day")
+        config["therapy"] = {"mode": "continuous", "basal_ug_per_day": basal}
+    else:
+        c.keys(T, t, ("mode", "flex", "low_reservoir_alarm_ul", "confirm"),
+               why=" for mode = 'flex'")
+        if "flex" not in t:
+            c.missing(T, "flex", "mode = 'flex' needs one or more [[therapy.flex]] tables "
+                      "with days and steps")
+        config["therapy"] = {"mode": "flex", "steps": _flex(c, T, "therapy.flex", t["flex"])}
+    config["confirm"] = c.bool(T, t, "confirm")
+    config["low_reservoir_alarm_nl"] = c.int(
+        T, t, "low_reservoir_alarm_ul", 0, capacity_ul, default=default_alarm_nl // 1000,
+        unit="of uL", note=" (the reservoir's capacity; the maker recommends 2000: CLINICAL.md)"
+    ) * 1000
+
+
+def _flex(c, table, label, entries):
+    """[[therapy.flex]]-style list of {days, steps} -> 7 lists (Monday first) of [minute, ug].
+
+    table: where the flex key lives; label: how its entries are named in messages."""
+    if not isinstance(entries, list) or not entries or \
+            not all(isinstance(e, dict) for e in entries):
+        c.fail(table, "flex", entries, "must be one or more tables, each with days = [...] and "
+               "steps = [[\"HH:MM\", ug_per_day], ...]")
+    week = [None] * 7
+    covered_by = [None] * 7
+    for number, entry in enumerate(entries, 1):
+        T = "%s #%d" % (label, number)
+        c.keys(T, entry, ("days", "steps"))
+        days = _flex_days(c, T, entry)
+        steps = _flex_steps(c, T, entry)
+        for day in days:
+            i = WEEKDAYS.index(day)
+            if week[i] is not None:
+                c.fail(T, "days", entry["days"], "%r is already covered by [%s]; every weekday "
+                       "must be covered exactly once" % (day, covered_by[i]))
+            week[i] = [list(step) for step in steps]
+            covered_by[i] = T
+    missing = [WEEKDAYS[i] for i in range(7) if week[i] is None]
+    if missing:
+        given = [e.get("days") for e in entries]
+        c.fail(label, "days", given, "every weekday must be covered exactly once; not covered: %s"
+               % ", ".join(missing))
+    return week
+
+
+def _flex_days(c, T, entry):
+    allowed = "must be a non-empty list of weekdays from %s, or [\"all\"]" % ", ".join(
+        '"%s"' % d for d in WEEKDAYS)
+    value, _ = c.get(T, entry, "days", _REQUIRED, allowed)
+    if not isinstance(value, list) or not value:
+        c.fail(T, "days", value, allowed)
+    days = []
+    for day in value:
+        if day == "all":
+            days.extend(WEEKDAYS)
+        elif isinstance(day, str) and day in WEEKDAYS:
+            days.append(day)
+        else:
+            close = difflib.get_close_matches(str(day).lower(), list(WEEKDAYS) + ["all"], n=1)
+            hint = " (did you mean %r?)" % close[0] if close else ""
+            c.fail(T, "days", value, allowed + "; %r is not one%s" % (day, hint))
+    for day in days:
+        if days.count(day) > 1:
+            c.fail(T, "days", value, allowed + "; %r is listed twice" % day)
+    return days
+
+
+def _flex_steps(c, T, entry):
+    n = fw_limits.MAX_FLEX_STEPS
+    allowed = ("must be a list of 1 to %d steps [\"HH:MM\", ug_per_day], the first at \"00:00\", "
+               "times strictly increasing (up to %d rate changes a day: SynchroMed flex, "
+               "CLINICAL.md)" % (n, n))
+    value, _ = c.get(T, entry, "steps", _REQUIRED, allowed)
+    if not isinstance(value, list) or not 1 <= len(value) <= n:
+        count = " (got %d steps)" % len(value) if isinstance(value, list) else ""
+        c.fail(T, "steps", value, allowed + count)
+    steps = []
+    previous = -1
+    for number, step in enumerate(value, 1):
+        if not isinstance(step, list) or len(step) != 2:
+            c.fail(T, "steps", step, "step %d must be a pair [\"HH:MM\", ug_per_day]" % number)
+        minute = _minutes(step[0])
+        if minute is None:
+            c.fail(T, "steps", step, "step %d: the time must be \"HH:MM\" (24-hour, two digits "
+                   "each) from \"00:00\" to \"23:59\"" % number)
+        rate = step[1]
+        if isinstance(rate, bool) or not isinstance(rate, int) or not 0 <= rate <= MAX_UG:
+            extra = " (got a float: no decimal point)" if isinstance(rate, float) else ""
+            c.fail(T, "steps", step, "step %d: the rate must be a whole number of ug/day from 0 "
+                   "to %d%s" % (number, MAX_UG, extra))
+        if number == 1 and minute != 0:
+            c.fail(T, "steps", step, "the first step must start at \"00:00\" (it sets the rate "
+                   "from midnight)")
+        if number > 1 and minute <= previous:
+            c.fail(T, "steps", step, "step %d must start after the step before (%s): times "
+                   "strictly increasing" % (number, _hhmm(previous)))
+        previous = minute
+        steps.append([minute, rate])
+    return steps
+
+
+def _limits(c, t):
+    T = "limits"
+    c.keys(T, t, fw_limits.LIMIT_KEYS, why=" (the drug library's limits: firmware/limits.py)")
+    out = {}
+    for key in fw_limits.LIMIT_KEYS:
+        if key in t:
+            out[key] = c.int(T, t, key, 1, MAX_UG)
+    return out
+
+
+def _patient_bolus(c, value, config):
+    config["patient_bolus"] = None
+    config["patient_requests_per_day"] = 0
+    if value is None:
+        return
+    T = "patient_bolus"
+    t = c.table(T, value)
+    c.keys(T, t, ("dose_ug", "duration_min", "lockout_min", "max_per_24h", "requests_per_day"))
+    config["patient_bolus"] = {
+        "dose_ug": c.int(T, t, "dose_ug", 1, MAX_UG, unit="of ug"),
+        "duration_ms": c.int(T, t, "duration_min", 1, 60, unit="of minutes") * MS_PER_MIN,
+        "lockout_ms": c.int(T, t, "lockout_min", 15, 1440, unit="of minutes",
+                            note=" (PCA practice: 15 min to 24 h, never 0; CLINICAL.md)")
+        * MS_PER_MIN,
+        "max_per_24h": c.int(T, t, "max_per_24h", 1, 24),
+    }
+    config["patient_requests_per_day"] = c.int(T, t, "requests_per_day", 0, 48, default=0)
+
+
+def _moment(c, table, day_key, day, minutes, start_wall_ms, value):
+    """ms after the start moment of `day` days after the start's calendar day, at `minutes`."""
+    t_ms = day * MS_PER_DAY + minutes * MS_PER_MIN - start_wall_ms % MS_PER_DAY
+    if t_ms < 0:
+        start_min = (start_wall_ms % MS_PER_DAY) // MS_PER_MIN
+        c.fail(table, day_key, value, "day %d at %s is before the scenario starts (day 0 at %s); "
+               "must be at or after the start: use a later day or time"
+               % (day, _hhmm(minutes), _hhmm(start_min)))
+    return t_ms
+
+
+def _refills(c, value, config, entry, capacity_ul):
+    if value is None:
+        return None
+    T = "refills"
+    t = c.table(T, value)
+    c.keys(T, t, ("every_days", "volume_ul", "concentration_ug_per_ml", "time", "bridge",
+                  "start_day"))
+    every = c.int(T, t, "every_days", 1, 365, unit="of days",
+                  note=" (refills are usually every 2-6 months: CLINICAL.md)")
+    volume_nl = c.int(T, t, "volume_ul", 0, capacity_ul, default=capacity_ul, unit="of uL",
+                      note=" (the reservoir's capacity)") * 1000
+    concentration = _concentration(c, T, t, "concentration_ug_per_ml", entry,
+                                   default=config["concentration_ug_per_ml"])
+    minutes = c.opt_time(T, t, "time", DEFAULT_REFILL_TIME)
+    bridge = c.bool(T, t, "bridge")
+    start_day = c.int(T, t, "start_day", 0, MAX_DAYS, default=every, unit="of days")
+    first_ms = _moment(c, T, "start_day", start_day, minutes, config["start_wall_ms"], start_day)
+    return {"every_ms": every * MS_PER_DAY, "first_ms": first_ms, "volume_nl": volume_nl,
+            "concentration_ug_per_ml": concentration, "bridge": bridge}
+
+
+def _timeline(c, value, config, entry, capacity_ul):
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        raise ScenarioError("%s: [timeline] = %r: must be an array of tables ([[timeline]] "
+                            "entries, each with day, time and action)" % (c.source, value),
+                            source=c.source, table="timeline", value=value)
+    out = []
+    for number, t in enumerate(value, 1):
+        T = "timeline #%d" % number
+        action = c.choice(T, t, "action", tuple(ACTIONS))
+        fields = ACTIONS[action]
+        for key in t:
+            if key not in ("day", "time", "action") and key not in fields:
+                own = ", ".join(fields) if fields else "none"
+                c.fail(T, key, t[key], "not a field of action %r (its fields: %s; every entry "
+                       "also takes day, time, action)" % (action, own))
+        day = c.int(T, t, "day", 0, MAX_DAYS, unit="of days after the start")
+        minutes = c.opt_time(T, t, "time", DEFAULT_TIMELINE_TIME)
+        item = {"t_ms": _moment(c, T, "day", day, minutes, config["start_wall_ms"], day),
+                "action": action}
+        if action == "program":
+            item["basal_ug_per_day"] = c.int(T, t, "basal_ug_per_day", 0, MAX_UG,
+                                             unit="of ug/day")
+        elif action == "program_flex":
+            if "flex" not in t:
+                c.missing(T, "flex", "program_flex needs flex = [{days = [...], steps = "
+                          "[[\"HH:MM\", ug_per_day], ...]}, ...]")
+            item["steps"] = _flex(c, T, T + " flex", t["flex"])
+        elif action in ("clinician_bolus", "set_patient_bolus"):
+            item["dose_ug"] = c.int(T, t, "dose_ug", 1, MAX_UG, unit="of ug")
+            if action == "clinician_bolus":
+                item["duration_ms"] = c.int(T, t, "duration_min", 1, 1440,
+                                            unit="of minutes") * MS_PER_MIN
+            else:
+                item["duration_ms"] = c.int(T, t, "duration_min", 1, 60,
+                                            unit="of minutes") * MS_PER_MIN
+                item["lockout_ms"] = c.int(
+                    T, t, "lockout_min", 15, 1440, unit="of minutes",
+                    note=" (PCA practice: 15 min to 24 h, never 0; CLINICAL.md)") * MS_PER_MIN
+                item["max_per_24h"] = c.int(T, t, "max_per_24h", 1, 24)
+        elif action == "refill":
+            item["volume_nl"] = c.int(T, t, "volume_ul", 0, capacity_ul, default=capacity_ul,
+                                      unit="of uL", note=" (the reservoir's capacity)") * 1000
+            item["concentration_ug_per_ml"] = _concentration(
+                c, T, t, "concentration_ug_per_ml", entry,
+                default=config["concentration_ug_per_ml"])
+            item["bridge"] = c.bool(T, t, "bridge")
+        elif action == "silence_alarms":
+            item["silence_ms"] = c.int(T, t, "minutes", 1, 1440, unit="of minutes") * MS_PER_MIN
+        elif action == "set_low_reservoir_alarm":
+            item["volume_nl"] = c.int(T, t, "volume_ul", 0, capacity_ul, unit="of uL",
+                                      note=" (the reservoir's capacity)") * 1000
+        if "confirm" in fields:
+            item["confirm"] = c.bool(T, t, "confirm")
+        out.append(item)
+    out.sort(key=lambda item: item["t_ms"])       # stable: equal times keep file order
+    return out

@@ -1,0 +1,82 @@
+"""Shared pytest configuration.
+
+system_health_check (after pymodbus' fixture of the same name) runs around every test and fails
+one that leaves behind a thread it started or an open file descriptor to a pty (a serve loop not
+stopped, a pty link not closed).  A test that must leak on purpose is marked `no_health_check`.
+Fixtures of a wider scope (module, session) are set up before the check's snapshot and torn down
+after it, so what they own is not counted against a single test.
+"""
+
+import os
+import threading
+import time
+
+import pytest
+
+# How long a test's threads get to finish after it returns, in seconds (in total, not per thread).
+_THREAD_GRACE_S = 1.0
+
+_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "no_health_check: skip the thread / pty-descriptor leak check for this test")
+
+
+def _pty_fds():
+    # {(fd, target)} for every open descriptor that is a terminal (pty master or slave).
+    found = set()
+    try:
+        names = os.listdir(_FD_DIR)
+    except OSError:
+        return found
+    for name in names:
+        try:
+            fd = int(name)
+        except ValueError:
+            continue
+        try:
+            if not os.isatty(fd):
+                continue
+        except OSError:
+            continue  # closed meanwhile (e.g. the listdir descriptor itself)
+        try:
+            target = os.readlink(os.path.join(_FD_DIR, name))
+        except OSError:
+            target = "?"
+        found.add((fd, target))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def system_health_check(request):
+    if request.node.get_closest_marker("no_health_check") is not None:
+        yield
+        return
+    threads_before = set(threading.enumerate())
+    ptys_before = _pty_fds()
+    yield
+    problems = []
+
+    deadline = time.monotonic() + _THREAD_GRACE_S
+    leaked = []
+    for thread in threading.enumerate():
+        if thread in threads_before or not thread.is_alive():
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            leaked.append(thread)
+    if leaked:
+        problems.append("thread(s) still running after the test: %s"
+                        % ", ".join("%s (daemon=%s)" % (t.name, t.daemon) for t in leaked))
+
+    leaked_fds = _pty_fds() - ptys_before
+    if leaked_fds:
+        # Not closed here: an object may still own them.  Later tests are not blamed, since
+        # they are in those tests' "before" snapshot.
+        problems.append("pty descriptor(s) left open: %s"
+                        % ", ".join("fd %d -> %s" % item for item in sorted(leaked_fds)))
+
+    if problems:
+        pytest.fail("system health check: " + "; ".join(problems), pytrace=False)

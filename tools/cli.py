@@ -1,0 +1,193 @@
+"""vpump: the virtual implantable drug pump's command line.
+
+main(argv=None) is the whole program, so tests call it in-process.  Exit status: 0 done,
+1 runtime failure, 2 bad input (a message names the field, the value and what is allowed;
+never a traceback for a user's mistake).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from sim.errors import SimError
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit status 2."""
+
+
+def _int_in(name, lo, hi):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                "%s %r: must be a whole number from %d to %d" % (name, text, lo, hi))
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                "%s %d: must be a whole number from %d to %d" % (name, value, lo, hi))
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        raise SystemExit(2)
+
+
+def build_parser():
+    parser = _Parser(
+        prog="vpump",
+        description="A virtual programmable implantable intrathecal drug pump: the real firmware "
+                    "in virtual time, with simulated hardware.",
+        epilog="Educational and engineering tool: not clinical advice.  See README.md.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    run = commands.add_parser(
+        "run", help="replay a scenario headless in virtual time",
+        description="Run SCENARIO headless in virtual time, as fast as possible.  Prints a "
+                    "summary (delivered vs programmed dose, refills, alarms, final state, speed) "
+                    "and writes DIR/events.jsonl and DIR/timeseries.csv.  The same scenario and "
+                    "seed give byte-identical events.jsonl.")
+    run.add_argument("scenario", metavar="SCENARIO",
+                     help="a scenario file, or the name of one in scenarios/ "
+                          "(e.g. adult-sci-continuous)")
+    opts = run.add_argument_group("run options")
+    opts.add_argument("--days", type=_int_in("--days", 1, 3650), metavar="N",
+                      help="simulated days (1-3650; default: the scenario's)")
+    opts.add_argument("--seed", type=_int_in("--seed", 0, 2 ** 32 - 1), metavar="N",
+                      help="random seed (0-4294967295; default: the scenario's)")
+    opts.add_argument("--out", metavar="DIR",
+                      help="output folder (default: out/SCENARIO_NAME)")
+    opts.add_argument("--json", action="store_true", help="print the summary as JSON")
+    opts.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    diagram = commands.add_parser(
+        "diagram", help="regenerate docs/state-machine.md from the state table",
+        description="Regenerate docs/state-machine.md (mermaid) from firmware/table.py through "
+                    "a transitions machine built from the same rows.")
+    diagram.add_argument("--check", action="store_true",
+                         help="only check the file is current (exit 1 if stale)")
+    diagram.add_argument("--output", metavar="PATH", help="where to write (default: docs/state-machine.md)")
+    return parser
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
+
+    def __init__(self, stream, enabled):
+        self.stream = stream
+        self.enabled = enabled
+        self.last = -1
+
+    def __call__(self, done_ms, total_ms):
+        if not self.enabled or total_ms <= 0:
+            return
+        pct = done_ms * 100 // total_ms
+        if pct == self.last:
+            return
+        self.last = pct
+        width = 30
+        filled = width * pct // 100
+        self.stream.write("\r[%s%s] %3d%%  day %d/%d" % (
+            "#" * filled, " " * (width - filled), pct, done_ms // 86400000, total_ms // 86400000))
+        self.stream.flush()
+
+    def finish(self):
+        if self.enabled and self.last >= 0:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def _format_summary(summary, out_dir):
+    def ug(value):
+        return "{:,} ug".format(value)
+
+    pct = summary["delivered_vs_programmed_pct"]
+    alarms = ", ".join("%s x%d" % (k, v) for k, v in summary["alarms_raised"].items()) or "none"
+    final = summary["final_state"]
+    speed = summary["speedup"]
+    lines = [
+        "vpump run: %s (%d days, seed %d)" % (summary["scenario"], summary["days"], summary["seed"]),
+        "  period     %s -> %s" % (summary["start"][:16].replace("T", " "), summary["end"][:16].replace("T", " ")),
+        "  dose       programmed %s, delivered %s%s (pump's own count %s)" % (
+            ug(summary["programmed_ug"]), ug(summary["delivered_true_ug"]),
+            " (%.2f %%)" % pct if pct is not None else "", ug(summary["delivered_ug"])),
+        "  strokes    {:,}".format(summary["strokes"]),
+        "  refills    %d; patient boluses %d given of %d presses; %d requests refused" % (
+            summary["refills"], summary["patient_boluses"], summary["patient_requests"],
+            summary["refused_requests"]),
+        "  alarms     %s" % alarms,
+        "  final      therapy %s, %s, %s; reservoir %.1f mL (pump estimate %.1f mL)%s" % (
+            final["therapy"], final["reservoir"], final["battery"],
+            summary["reservoir_true_ul"] / 1000.0, summary["reservoir_estimate_ul"] / 1000.0,
+            "; active alarms: " + ", ".join(summary["active_alarms"]) if summary["active_alarms"] else ""),
+        "  battery    %.2f %% left" % summary["battery_remaining_pct"],
+        "  speed      %.3f s wall, %s x real time" % (
+            summary["wall_seconds"], "{:.2e}".format(speed) if speed else "n/a"),
+    ]
+    if out_dir:
+        lines.append("  output     %s, %s" % (os.path.join(out_dir, "events.jsonl"),
+                                              os.path.join(out_dir, "timeseries.csv")))
+    return "\n".join(lines)
+
+
+def _cmd_run(args, stdout, stderr):
+    from sim import scenario as scenario_module
+    from sim.runner import run_scenario
+
+    path = scenario_module.find(args.scenario)
+    config = scenario_module.load(path)
+    out_dir = args.out or os.path.join("out", os.path.splitext(os.path.basename(path))[0])
+    progress = _Progress(stderr, not args.quiet and hasattr(stderr, "isatty") and stderr.isatty())
+    try:
+        summary = run_scenario(config, days=args.days, seed=args.seed, out_dir=out_dir,
+                               progress=progress)
+    except OSError as exc:
+        progress.finish()
+        stderr.write("vpump run: cannot write output to %s: %s\n" % (out_dir, exc.strerror or exc))
+        return 1
+    progress.finish()
+    summary["out"] = out_dir
+    if args.json:
+        stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        stdout.write(_format_summary(summary, out_dir) + "\n")
+    return 0
+
+
+def _cmd_diagram(args, stdout, stderr):
+    from tools import diagram
+    argv = []
+    if args.check:
+        argv.append("--check")
+    if args.output:
+        argv += ["--output", args.output]
+    return diagram.main(argv)
+
+
+def main(argv=None, stdout=None, stderr=None):
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    handlers = {"run": _cmd_run, "diagram": _cmd_diagram}
+    try:
+        return handlers[args.command](args, stdout, stderr)
+    except (SimError, UsageError) as exc:
+        stderr.write("vpump %s: %s\n" % (args.command, exc))
+        return 2
+    except KeyboardInterrupt:
+        stderr.write("vpump %s: interrupted\n" % args.command)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
