@@ -140,7 +140,8 @@ def run_bare_heap(delays):
 
 
 def run_scheduler(delays):
-    # firmware.scheduler.Scheduler on a virtual clock, driven the way `vpump run` drives it.
+    # firmware.scheduler.Scheduler on a virtual clock, driven the way `vpump run` drives it
+    # (run_until: the clock jumps to each deadline).
     from firmware.scheduler import Scheduler
     from hal.sim import VirtualClock
 
@@ -161,15 +162,7 @@ def run_scheduler(delays):
 
     for proc_delays in delays:
         s.at(0, make(proc_delays))
-    next_deadline = s.next_deadline
-    advance_to = clock.advance_to
-    step = s.step
-    while True:
-        d = next_deadline()
-        if d is None:
-            break
-        advance_to(d)
-        step()
+    s.run_until(1 << 62)
     return count[0] - len(delays)
 
 
@@ -235,24 +228,82 @@ def fig_scheduler_vs_simpy(quick):
     import simpy
     return result(
         round(ours / theirs, 3), "x", goal=1.5, better="higher",
-        note="events/s of firmware.scheduler.Scheduler on a VirtualClock (loop: next_deadline, "
-             "advance_to, step; callbacks re-arm with after()) / SimPy %s Environment (processes "
+        note="events/s of firmware.scheduler.Scheduler on a VirtualClock (driven by run_until, "
+             "as `vpump run` does; callbacks re-arm with after()) / SimPy %s Environment (processes "
              "doing `yield env.timeout(d)`); same %d processes, same random 1..%d ms delays, "
              "%d events each; best of %d interleaved runs: scheduler %s, simpy %s"
              % (getattr(simpy, "__version__", "4"), DEFAULT_PROCS, MAX_DELAY_MS, n_ours, reps,
                 _fmt_rate(ours), _fmt_rate(theirs)))
 
 
+# The firmware workload: the whole Pump (dosing, reservoir estimate and watch, battery, alarms,
+# hourly housekeeping and atomic commits, event log) on the sim board, driven by its own
+# scheduler in virtual time.  40 mL of 2000 ug/mL at 1000 ug/day is 500 strokes of 1 uL a day:
+# 60 days give 30,000 strokes before the low-reservoir alarm would sound.
+FIRMWARE_DAYS = 60
+
+
+def run_firmware(days):
+    from firmware.pump import Pump
+    from hal.sim import SimBoard
+
+    board = SimBoard(reservoir_capacity_nl=40000000)
+    board.reservoir.refill(40000000, 2000)
+    pump = Pump(board, {"reservoir_capacity_nl": 40000000})
+    pump.boot()
+    pump.refill(40000000, 2000)
+    pump.program_continuous(1000, confirm=True)
+    pump.sched.run_until(days * 86400000)
+    if pump.doser.strokes != board.motor.strokes or not pump.doser.strokes:
+        raise RuntimeError("firmware bench: %d strokes counted, motor made %d"
+                           % (pump.doser.strokes, board.motor.strokes))
+    return pump.doser.strokes
+
+
 @figure("firmware_vs_bare_heap")
 def fig_firmware_vs_bare_heap(quick):
-    # Placeholder: the lead fills this in (the whole firmware's event rate vs the bare heap).
-    return not_implemented("x")
+    n_events, reps = _sizes(quick)
+    days = FIRMWARE_DAYS // 4 if quick else FIRMWARE_DAYS
+    delays = workload(n_events)
+    best = best_of_interleaved({
+        "firmware": lambda: run_firmware(days),
+        "bare": lambda: run_bare_heap(delays),
+    }, reps)
+    (strokes_per_s, strokes), (events_per_s, _) = best["firmware"], best["bare"]
+    return result(
+        round(events_per_s / strokes_per_s, 3), "x", goal=5.0, better="lower",
+        note="wall time per delivered motor stroke of the whole firmware (Pump on the sim board: "
+             "dosing, reservoir, battery, alarms, hourly commit, log; 1000 ug/day at 2000 ug/mL, "
+             "%d days, %d strokes) / time per event of the bare heapq loop; best of %d "
+             "interleaved runs: firmware %.0f strokes/s, bare heap %s"
+             % (days, strokes, reps, strokes_per_s, _fmt_rate(events_per_s)))
+
+
+def run_year(config, days, out_dir):
+    from sim.runner import run_scenario
+    return run_scenario(config, days=days, out_dir=out_dir)["strokes"]
 
 
 @figure("year_speedup")
 def fig_year_speedup(quick):
-    # Placeholder: the lead fills this in (virtual time / wall time for a simulated year).
-    return not_implemented("x")
+    import tempfile
+    from sim import scenario
+
+    config = scenario.load(scenario.find("adult-sci-continuous"))
+    days = 60 if quick else 365
+    reps = 2 if quick else 3
+    best = None
+    with tempfile.TemporaryDirectory(prefix="vpump-bench-") as out_dir:
+        for _ in range(reps):
+            elapsed, strokes = timed(lambda: run_year(config, days, out_dir))
+            best = elapsed if best is None else min(best, elapsed)
+    speedup = days * 86400.0 / best
+    return result(
+        float("%.3g" % speedup), "x real time", goal=1e7, better="higher",
+        note="simulated seconds per wall second: `vpump run adult-sci-continuous --days %d` "
+             "in-process (scenario loaded beforehand), every stroke simulated (%d strokes), "
+             "events.jsonl and timeseries.csv written; best of %d: %.3f s wall"
+             % (days, strokes, reps, best))
 
 
 # --- results file and table ------------------------------------------------------------------

@@ -49,7 +49,7 @@ MODEL = {
     "critical_repeat_ms": 10 * _MS_PER_MIN,      # UNSOURCED
     "noncritical_repeat_ms": 60 * _MS_PER_MIN,   # UNSOURCED
     "max_silence_ms": 24 * _MS_PER_HOUR,         # UNSOURCED
-    "commit_interval_ms": _MS_PER_HOUR,
+    "commit_interval_ms": _MS_PER_HOUR,      # housekeeping and commit period: 1 min to 1 day
     "low_reservoir_alarm_nl": 2000000,      # 2 mL, the maker's recommendation (Neurosurgery 2004)
     "storage_slot_bytes": 2048,
 }
@@ -267,11 +267,13 @@ class Pump:
 
     def _arm_housekeeping(self, from_ms):
         self.sched.cancel(self._housekeeping_handle)
-        self._housekeeping_handle = self.sched.at(from_ms + _MS_PER_HOUR, self._housekeeping)
+        self._housekeeping_handle = self.sched.at(from_ms + self.model["commit_interval_ms"],
+                                                  self._housekeeping)
 
     def _housekeeping(self):
-        # Hourly: battery accounting, patient-bolus history, commit.  The hourly read of the
-        # clock also keeps tick-wrap unwrapping safe (hal.base.Clock).
+        # Every commit_interval_ms (hourly by default): battery accounting, patient-bolus
+        # history, commit.  This regular read of the clock also keeps tick-wrap unwrapping safe
+        # (hal.base.Clock), which is why the interval is at most a day.
         due = self.sched.due_ms
         self._arm_housekeeping(due)
         self._check_battery(due)

@@ -21,11 +21,12 @@ class Scheduler:
         self.clock = clock
         self._heap = []
         self._seq = 0
+        self._now_ms = clock.now_ms
         # Deadline of the event being run (or last run): periodic work chains off this.
         self.due_ms = clock.now_ms()
 
     def now_ms(self):
-        return self.clock.now_ms()
+        return self._now_ms()
 
     def at(self, deadline_ms, callback, arg=None):
         # Returns a handle for cancel().  arg (if not None) is passed to the callback.
@@ -35,9 +36,13 @@ class Scheduler:
         return entry
 
     def after(self, delay_ms, callback, arg=None):
+        # at() inlined: every stroke is scheduled through here.
         if delay_ms < 0:
             delay_ms = 0
-        return self.at(self.clock.now_ms() + delay_ms, callback, arg)
+        self._seq += 1
+        entry = [self._now_ms() + delay_ms, self._seq, callback, arg]
+        heappush(self._heap, entry)
+        return entry
 
     def cancel(self, entry):
         # Safe on None, on an entry already run and on an entry already cancelled.
@@ -82,18 +87,35 @@ class Scheduler:
     def run_until(self, until_ms):
         # Run every event with deadline <= until_ms in order, sleeping (or jumping, in virtual
         # time) between them, then bring the clock to until_ms.  Returns the number run.
+        # step() inlined: this loop carries every stroke of a simulated year.
         clock = self.clock
+        sleep_until = clock.sleep_until
+        now = clock.now_ms()
         heap = self._heap
         ran = 0
-        while True:
-            while heap and heap[0][_CALLBACK] is None:
+        while heap:
+            entry = heap[0]
+            callback = entry[_CALLBACK]
+            if callback is None:
                 heappop(heap)
-            if not heap or heap[0][_DEADLINE] > until_ms:
+                continue
+            deadline = entry[_DEADLINE]
+            if deadline > until_ms:
                 break
-            deadline = heap[0][_DEADLINE]
-            if deadline > clock.now_ms():
-                clock.sleep_until(deadline)
-            if self.step():
-                ran += 1
-        clock.sleep_until(until_ms)
+            if deadline > now:
+                # `now` may be stale (callbacks take time on a real clock) but never ahead, so
+                # only a deadline past it needs the clock: it sleeps, or jumps, and says the time.
+                now = sleep_until(deadline)
+                if now < deadline:
+                    continue        # woke early (a real clock): the heap may have changed
+            heappop(heap)
+            entry[_CALLBACK] = None
+            self.due_ms = deadline
+            arg = entry[3]
+            if arg is None:
+                callback()
+            else:
+                callback(arg)
+            ran += 1
+        sleep_until(until_ms)
         return ran

@@ -67,11 +67,14 @@ class Clock(Part):
 
     def sleep_until(self, deadline_ms):
         # Wait until now_ms() >= deadline_ms.  Virtual clocks jump; real ones sleep.  May return
-        # early (e.g. link input arrived); the caller re-checks.
+        # early (e.g. link input arrived): returns now_ms() after the wait, for the caller to
+        # re-check.
         self._check_open()
         now = self.now_ms()
         if deadline_ms > now:
             self._sleep_internal(deadline_ms - now)
+            now = self.now_ms()
+        return now
 
     def _ticks_internal(self):
         raise NotImplementedError("a Clock backend must read its raw tick counter")

@@ -23,10 +23,19 @@ class VirtualClock(Clock):
         self._raw_mask = (1 << wrap_bits) - 1 if wrap_bits else 0
         Clock.__init__(self, wrap_bits)
         if not wrap_bits:
-            # No wrap to undo: read the virtual time directly (the stroke loop reads it a lot).
+            # No wrap to undo: read and jump the virtual time directly (the scheduler does both
+            # for every stroke).
             self.now_ms = self._now_unwrapped
+            self.sleep_until = self._jump_unwrapped
 
     def _now_unwrapped(self):
+        return self.true_ms
+
+    def _jump_unwrapped(self, deadline_ms):
+        if self._closed:
+            self._check_open()
+        if deadline_ms > self.true_ms:
+            self.true_ms = deadline_ms
         return self.true_ms
 
     def _ticks_internal(self):
@@ -35,6 +44,7 @@ class VirtualClock(Clock):
 
     def _sleep_internal(self, delay_ms):
         self.true_ms += delay_ms
+
 
     def advance_to(self, true_ms):
         if true_ms < self.true_ms:

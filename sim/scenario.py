@@ -14,6 +14,7 @@ drug library does that, and a scenario may deliberately program something the pu
 import calendar
 import datetime
 import difflib
+import json
 import os
 import re
 import sys
@@ -59,6 +60,28 @@ ACTIONS = {
                           "max_per_24h": True, "confirm": False},
     "reset": {},
 }
+
+# [pump] ranges (lo, hi, note): 0 in some would crash or hang a run, and huge values overflow the
+# event log's 32-bit fields.  Keys not listed allow 0 to 10**9.
+_MS_PER_YEAR = 365 * MS_PER_DAY
+_PUMP_RANGES = {
+    "reservoir_capacity_nl": (1000000, 100000000, " (1 to 100 mL)"),
+    "battery_capacity_nah": (1, 10 ** 13, " (the runner divides by it)"),
+    "eri_remaining_nah": (0, 10 ** 13, ""),
+    "eos_remaining_nah": (0, 10 ** 13, ""),
+    "max_rate_nl_per_hour": (1, 10 ** 9, " (the firmware divides by it)"),
+    "critical_repeat_ms": (1000, MS_PER_DAY, " (0 re-arms the alarm tone at one instant forever)"),
+    "noncritical_repeat_ms": (1000, MS_PER_DAY,
+                              " (0 re-arms the alarm tone at one instant forever)"),
+    "commit_interval_ms": (MS_PER_MIN, MS_PER_DAY,
+                           " (housekeeping must read the clock at least daily: tick wrap)"),
+    "eos_after_eri_ms": (0, 20 * _MS_PER_YEAR, ""),
+    "max_service_ms": (MS_PER_DAY, 20 * _MS_PER_YEAR, ""),
+    "max_silence_ms": (0, 7 * MS_PER_DAY, ""),
+    # Two slots and one 32-byte log record must fit the sim board's 32768-byte storage.
+    "storage_slot_bytes": (12, 16368, " (two slots and the event log fit 32768 bytes)"),
+}
+_PUMP_DEFAULT_RANGE = (0, 10 ** 9, "")
 
 _REQUIRED = object()
 _TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -108,10 +131,10 @@ def find(name_or_path):
     hint = ""
     close = difflib.get_close_matches(text[:-5] if text.endswith(".toml") else text, names, n=1)
     if close:
-        hint = "did you mean %r? " % close[0]
+        hint = "did you mean %s? " % toml_value(close[0])
     raise ScenarioError(
-        "scenario %r: no such file, and no scenario of that name in scenarios/; %savailable: %s"
-        % (text, hint, ", ".join(names) if names else "(none)"), source=text)
+        "scenario %s: no such file, and no scenario of that name in scenarios/; %savailable: %s"
+        % (toml_value(text), hint, ", ".join(names) if names else "(none)"), source=text)
 
 
 # -------------------------------------------------------------------------------- reading
@@ -168,7 +191,8 @@ class _Checker:
         self.source = source
 
     def fail(self, table, key, value, allowed):
-        raise ScenarioError("%s: [%s] %s = %r: %s" % (self.source, table, key, value, allowed),
+        raise ScenarioError("%s: [%s] %s = %s: %s" % (self.source, table, key, toml_value(value),
+                                                       allowed),
                             source=self.source, table=table, key=key, value=value,
                             allowed=allowed)
 
@@ -179,7 +203,8 @@ class _Checker:
 
     def table(self, name, value, kind="table"):
         if not isinstance(value, dict):
-            raise ScenarioError("%s: [%s] = %r: must be a %s" % (self.source, name, value, kind),
+            raise ScenarioError("%s: [%s] = %s: must be a %s" % (self.source, name,
+                                                               toml_value(value), kind),
                                 source=self.source, table=name, value=value,
                                 allowed="a " + kind)
         return value
@@ -188,7 +213,7 @@ class _Checker:
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-                hint = "did you mean %r? " % close[0] if close else ""
+                hint = "did you mean %s? " % toml_value(close[0]) if close else ""
                 self.fail(table, key, data[key], "unknown key%s; %sallowed: %s"
                           % (why, hint, ", ".join(allowed) if allowed else "(none)"))
 
@@ -215,7 +240,7 @@ class _Checker:
         return value
 
     def choice(self, table, data, key, values, default=_REQUIRED, note=""):
-        allowed = "must be one of %s%s" % (", ".join(repr(v) for v in values), note)
+        allowed = "must be one of %s%s" % (", ".join(toml_value(v) for v in values), note)
         value, given = self.get(table, data, key, default, allowed)
         if given and (isinstance(value, bool) or value not in values):
             self.fail(table, key, value, allowed)
@@ -245,6 +270,21 @@ class _Checker:
     def opt_time(self, table, data, key, default):
         value = data.get(key, default)
         return self.time_of_day(table, key, value)
+
+
+def toml_value(value):
+    """A value as it would be written in the TOML file (messages quote the user's own text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[%s]" % ", ".join(toml_value(v) for v in value)
+    if isinstance(value, dict):
+        return "{%s}" % ", ".join("%s = %s" % (k, toml_value(v)) for k, v in value.items())
+    return repr(value)
 
 
 def _int_allowed(lo, hi, unit):
@@ -378,7 +418,8 @@ def _pump(c, t):
         elif key == "stroke_nl":
             model[key] = c.int(T, t, key, 50, 10000, unit="of nL")
         else:
-            model[key] = c.int(T, t, key, 0)
+            lo, hi, note = _PUMP_RANGES.get(key, _PUMP_DEFAULT_RANGE)
+            model[key] = c.int(T, t, key, lo, hi, note=note)
     return model
 
 
@@ -415,17 +456,21 @@ def _therapy(c, t, config, capacity_ul, default_alarm_nl):
     mode = c.choice(T, t, "mode", ("continuous", "flex"))
     if mode == "continuous":
         c.keys(T, t, ("mode", "basal_ug_per_day", "low_reservoir_alarm_ul", "confirm"),
-               why=" for mode = 'continuous'")
+               why=' for mode = "continuous"')
         basal = c.int(T, t, "basal_ug_per_day", 0, MAX_UG, unit="of ug/day")
         config["therapy"] = {"mode": "continuous", "basal_ug_per_day": basal}
     else:
         c.keys(T, t, ("mode", "flex", "low_reservoir_alarm_ul", "confirm"),
-               why=" for mode = 'flex'")
+               why=' for mode = "flex"')
         if "flex" not in t:
-            c.missing(T, "flex", "mode = 'flex' needs one or more [[therapy.flex]] tables "
+            c.missing(T, "flex", 'mode = "flex" needs one or more [[therapy.flex]] tables '
                       "with days and steps")
         config["therapy"] = {"mode": "flex", "steps": _flex(c, T, "therapy.flex", t["flex"])}
     config["confirm"] = c.bool(T, t, "confirm")
+    if "low_reservoir_alarm_ul" not in t and default_alarm_nl > capacity_ul * 1000:
+        c.missing(T, "low_reservoir_alarm_ul", "the default %d uL does not fit a reservoir of "
+                  "%d uL: give a value from 0 to %d" % (default_alarm_nl // 1000, capacity_ul,
+                                                        capacity_ul))
     config["low_reservoir_alarm_nl"] = c.int(
         T, t, "low_reservoir_alarm_ul", 0, capacity_ul, default=default_alarm_nl // 1000,
         unit="of uL", note=" (the reservoir's capacity; the maker recommends 2000: CLINICAL.md)"
@@ -450,8 +495,8 @@ def _flex(c, table, label, entries):
         for day in days:
             i = WEEKDAYS.index(day)
             if week[i] is not None:
-                c.fail(T, "days", entry["days"], "%r is already covered by [%s]; every weekday "
-                       "must be covered exactly once" % (day, covered_by[i]))
+                c.fail(T, "days", entry["days"], "%s is already covered by [%s]; every weekday "
+                       "must be covered exactly once" % (toml_value(day), covered_by[i]))
             week[i] = [list(step) for step in steps]
             covered_by[i] = T
     missing = [WEEKDAYS[i] for i in range(7) if week[i] is None]
@@ -476,11 +521,11 @@ def _flex_days(c, T, entry):
             days.append(day)
         else:
             close = difflib.get_close_matches(str(day).lower(), list(WEEKDAYS) + ["all"], n=1)
-            hint = " (did you mean %r?)" % close[0] if close else ""
-            c.fail(T, "days", value, allowed + "; %r is not one%s" % (day, hint))
+            hint = " (did you mean %s?)" % toml_value(close[0]) if close else ""
+            c.fail(T, "days", value, allowed + "; %s is not one%s" % (toml_value(day), hint))
     for day in days:
         if days.count(day) > 1:
-            c.fail(T, "days", value, allowed + "; %r is listed twice" % day)
+            c.fail(T, "days", value, allowed + "; %s is listed twice" % toml_value(day))
     return days
 
 
@@ -581,8 +626,8 @@ def _refills(c, value, config, entry, capacity_ul):
 
 def _timeline(c, value, config, entry, capacity_ul):
     if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-        raise ScenarioError("%s: [timeline] = %r: must be an array of tables ([[timeline]] "
-                            "entries, each with day, time and action)" % (c.source, value),
+        raise ScenarioError("%s: [timeline] = %s: must be an array of tables ([[timeline]] "
+                            "entries, each with day, time and action)" % (c.source, toml_value(value)),
                             source=c.source, table="timeline", value=value)
     out = []
     for number, t in enumerate(value, 1):
@@ -592,8 +637,8 @@ def _timeline(c, value, config, entry, capacity_ul):
         for key in t:
             if key not in ("day", "time", "action") and key not in fields:
                 own = ", ".join(fields) if fields else "none"
-                c.fail(T, key, t[key], "not a field of action %r (its fields: %s; every entry "
-                       "also takes day, time, action)" % (action, own))
+                c.fail(T, key, t[key], "not a field of action %s (its fields: %s; every entry "
+                       "also takes day, time, action)" % (toml_value(action), own))
         day = c.int(T, t, "day", 0, MAX_DAYS, unit="of days after the start")
         minutes = c.opt_time(T, t, "time", DEFAULT_TIMELINE_TIME)
         item = {"t_ms": _moment(c, T, "day", day, minutes, config["start_wall_ms"], day),

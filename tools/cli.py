@@ -6,6 +6,7 @@ never a traceback for a user's mistake).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -17,16 +18,16 @@ class UsageError(Exception):
     """Bad input from the user: exit status 2."""
 
 
-def _int_in(name, lo, hi):
+def _int_in(lo, hi):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            # argparse puts "argument --days: " in front.
             raise argparse.ArgumentTypeError(
-                "%s %r: must be a whole number from %d to %d" % (name, text, lo, hi))
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(
-                "%s %d: must be a whole number from %d to %d" % (name, value, lo, hi))
+                "got %s, must be a whole number from %d to %d" % (text, lo, hi))
         return value
     return parse
 
@@ -46,6 +47,7 @@ def build_parser():
         epilog="Educational and engineering tool: not clinical advice.  See README.md.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+    parser.commands = commands.choices
 
     run = commands.add_parser(
         "run", help="replay a scenario headless in virtual time",
@@ -57,12 +59,12 @@ def build_parser():
                      help="a scenario file, or the name of one in scenarios/ "
                           "(e.g. adult-sci-continuous)")
     opts = run.add_argument_group("run options")
-    opts.add_argument("--days", type=_int_in("--days", 1, 3650), metavar="N",
+    opts.add_argument("--days", type=_int_in(1, 3650), metavar="N",
                       help="simulated days (1-3650; default: the scenario's)")
-    opts.add_argument("--seed", type=_int_in("--seed", 0, 2 ** 32 - 1), metavar="N",
+    opts.add_argument("--seed", type=_int_in(0, 2 ** 32 - 1), metavar="N",
                       help="random seed (0-4294967295; default: the scenario's)")
     opts.add_argument("--out", metavar="DIR",
-                      help="output folder (default: out/SCENARIO_NAME)")
+                      help="output folder (default: out/ and the scenario file's name without .toml)")
     opts.add_argument("--json", action="store_true", help="print the summary as JSON")
     opts.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -118,7 +120,7 @@ def _format_summary(summary, out_dir):
             ug(summary["programmed_ug"]), ug(summary["delivered_true_ug"]),
             " (%.2f %%)" % pct if pct is not None else "", ug(summary["delivered_ug"])),
         "  strokes    {:,}".format(summary["strokes"]),
-        "  refills    %d; patient boluses %d given of %d presses; %d requests refused" % (
+        "  refills    %d; patient boluses: %d given of %d presses; refused requests: %d" % (
             summary["refills"], summary["patient_boluses"], summary["patient_requests"],
             summary["refused_requests"]),
         "  alarms     %s" % alarms,
@@ -144,6 +146,10 @@ def _cmd_run(args, stdout, stderr):
     config = scenario_module.load(path)
     out_dir = args.out or os.path.join("out", os.path.splitext(os.path.basename(path))[0])
     progress = _Progress(stderr, not args.quiet and hasattr(stderr, "isatty") and stderr.isatty())
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        stderr.write("vpump run: --out %s: is a file, not a folder; give a folder to write "
+                     "events.jsonl and timeseries.csv into\n" % out_dir)
+        return 1
     try:
         summary = run_scenario(config, days=args.days, seed=args.seed, out_dir=out_dir,
                                progress=progress)
@@ -151,6 +157,9 @@ def _cmd_run(args, stdout, stderr):
         progress.finish()
         stderr.write("vpump run: cannot write output to %s: %s\n" % (out_dir, exc.strerror or exc))
         return 1
+    except KeyboardInterrupt:
+        progress.finish()
+        raise
     progress.finish()
     summary["out"] = out_dir
     if args.json:
@@ -167,7 +176,9 @@ def _cmd_diagram(args, stdout, stderr):
         argv.append("--check")
     if args.output:
         argv += ["--output", args.output]
-    return diagram.main(argv)
+    # tools.diagram reports on sys.stderr: send that to this call's streams.
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        return diagram.main(argv)
 
 
 def main(argv=None, stdout=None, stderr=None):
@@ -175,7 +186,14 @@ def main(argv=None, stdout=None, stderr=None):
     stderr = stderr or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse writes usage, errors and --help to sys.stdout / sys.stderr: send them to
+        # this call's streams instead.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args, extra = parser.parse_known_args(argv)
+            if extra:
+                # Reported by the subcommand, with its usage, not the top-level one's.
+                parser.commands[args.command].error(
+                    "unrecognized arguments: %s" % " ".join(extra))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     handlers = {"run": _cmd_run, "diagram": _cmd_diagram}

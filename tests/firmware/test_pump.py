@@ -422,3 +422,13 @@ def test_the_whole_pump_behaves_the_same_across_tick_counter_wraps():
     wrapped = run(30, (1 << 30) - 5 * MIN)
     assert wrapped == plain
     assert plain[1] > 9000
+
+
+def test_housekeeping_commits_every_commit_interval():
+    hourly, _, _ = make_pump(concentration=2000, basal=500)
+    often, _, _ = make_pump(concentration=2000, basal=500, commit_interval_ms=10 * MIN)
+    start_h, start_o = hourly.persist.commits, often.persist.commits
+    hourly.sched.run_until(MS_PER_DAY)
+    often.sched.run_until(MS_PER_DAY)
+    assert hourly.persist.commits - start_h == 24
+    assert often.persist.commits - start_o == 6 * 24
