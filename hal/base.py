@@ -49,6 +49,11 @@ class Clock(Part):
     # ports).  now_ms() unwraps it into a count that never goes backwards, as long as it is read
     # at least once per half period; the firmware's housekeeping guarantees that (hourly).
     # wrap_bits=0 means the raw counter never wraps.
+    # True for a clock whose time is the attribute true_ms, an unwrapped count that moves only
+    # when sleep_until() (or the simulator) moves it: the scheduler then reads and jumps it
+    # directly instead of calling now_ms() and sleep_until() for every event.
+    direct = False
+
     def __init__(self, wrap_bits=30):
         Part.__init__(self)
         self._mask = (1 << wrap_bits) - 1 if wrap_bits else 0

@@ -27,6 +27,7 @@ class VirtualClock(Clock):
             # for every stroke).
             self.now_ms = self._now_unwrapped
             self.sleep_until = self._jump_unwrapped
+            self.direct = True
 
     def _now_unwrapped(self):
         return self.true_ms
