@@ -11,7 +11,7 @@ VPUMP := $(VENV)/bin/vpump
 STAMP := $(VENV)/.vpump-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv demo test test-py test-js bench diagram clean
+.PHONY: help install venv demo test bench diagram clean
 
 help:
 	@echo "make install   create $(VENV) and install vpump with its test and bench extras"
@@ -33,16 +33,9 @@ install venv: $(STAMP)
 demo: $(STAMP)
 	$(VPUMP) run scenarios/adult-sci-continuous.toml --days 180 --out out/demo
 
-# The test target runs every suite in turn.  Add further suites (the npm step for the
-# programmer's web UI) as prerequisites of `test` next to test-py, e.g. `test: test-py test-js`.
-test: test-py
-
-test-py: $(STAMP)
+# Every suite runs from pytest; later suites add their installs as prerequisites here.
+test: $(STAMP)
 	$(PY) -m pytest
-
-# test-js: placeholder for the npm step (not wired into `test` yet).
-test-js:
-	@echo "test-js: no JavaScript tests yet"
 
 bench: $(STAMP)
 	$(PY) bench/run.py

@@ -64,6 +64,7 @@ class Run:
         self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
                        "patient_boluses": 0, "refused": 0}
         self.alarm_counts = {}
+        self.refusals = {}          # "request: reason" -> {count, first, value, limit}
         self.programmed_ng = 0
         self._programmed_rate = 0      # ug/day the program currently asks for
         self._programmed_since = 0
@@ -83,6 +84,14 @@ class Run:
             self.alarm_counts[record["alarm"]] = self.alarm_counts.get(record["alarm"], 0) + 1
         elif name == "refused":
             self.counts["refused"] += 1
+            key = "%s: %s" % (record["request"], record["reason"])
+            entry = self.refusals.get(key)
+            if entry is None:
+                # The first one's value and limit stand for the rest (usually all alike).
+                self.refusals[key] = {"count": 1, "first": record["time"],
+                                      "value": record["value"], "limit": record["limit"]}
+            else:
+                entry["count"] += 1
         elif name == "bolus_start":
             self.programmed_ng += record["dose_ug"] * 1000
             if record["kind"] == "patient":
@@ -326,6 +335,7 @@ class Run:
             "patient_requests": self.counts["patient_requests"],
             "patient_boluses": self.counts["patient_boluses"],
             "refused_requests": self.counts["refused"],
+            "refusals": dict(sorted(self.refusals.items())),
             "resets": self.counts["resets"],
             "alarms_raised": dict(sorted(self.alarm_counts.items())),
             "tones": {"two_tone": b.annunciator.counts[2], "single_tone": b.annunciator.counts[1]},

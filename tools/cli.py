@@ -105,6 +105,18 @@ class _Progress:
             self.stream.flush()
 
 
+def _format_refusals(refusals):
+    # "program: over_hard_limit x1 (first 2026-01-05 08:00: 50000, limit 2000); ..."
+    parts = []
+    for key, r in refusals.items():
+        detail = ""
+        if r["value"] or r["limit"]:
+            detail = ", %s, limit %s" % (r["value"], r["limit"])
+        parts.append("%s x%d (first %s%s)" % (key, r["count"], r["first"][:16].replace("T", " "),
+                                              detail))
+    return "; ".join(parts) or "none"
+
+
 def _format_summary(summary, out_dir):
     def ug(value):
         return "{:,} ug".format(value)
@@ -124,6 +136,7 @@ def _format_summary(summary, out_dir):
             summary["refills"], summary["patient_boluses"], summary["patient_requests"],
             summary["refused_requests"]),
         "  alarms     %s" % alarms,
+        "  refusals   %s" % _format_refusals(summary["refusals"]),
         "  final      therapy %s, %s, %s; reservoir %.1f mL (pump estimate %.1f mL)%s" % (
             final["therapy"], final["reservoir"], final["battery"],
             summary["reservoir_true_ul"] / 1000.0, summary["reservoir_estimate_ul"] / 1000.0,

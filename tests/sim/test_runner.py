@@ -106,3 +106,15 @@ def test_power_lost_mid_write_reboots_and_recovers():
     assert summary["resets"] == 1
     assert summary["final_state"]["therapy"] in ("infusing", "lockout", "bolus")
     assert run.pump.boot_count == 2
+
+
+def test_a_program_over_the_hard_limit_is_refused_and_changes_nothing(tmp_path):
+    # The source article's "0.5 ug/kg/min" for 70 kg: about 50,000 ug/day (CLINICAL.md).
+    summary = run_scenario(config(therapy={"mode": "continuous", "basal_ug_per_day": 50400},
+                                  days=2), out_dir=str(tmp_path))
+    assert summary["refusals"]["program: over_hard_limit"] == {
+        "count": 1, "first": "2026-01-05T08:00:00.000", "value": 50400, "limit": 2000}
+    assert summary["strokes"] == 0
+    assert summary["final_state"]["therapy"] == "idle"
+    refused = [e for e in events_of(tmp_path / "events.jsonl") if e["event"] == "request_refused"]
+    assert refused[0]["field"] == "daily_dose_ug" and refused[0]["allowed_max"] == 2000
