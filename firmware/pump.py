@@ -628,8 +628,25 @@ class Pump:
             return 1
         return 0
 
+    def days_to_replacement(self):
+        # Days until the elective replacement indicator at today's use (program plus every
+        # allowed patient bolus, as the reservoir projection): 0 once reached, -1 if no use.
+        m = self.model
+        if self.machine.states[_BATTERY] != table.BATTERY_OK:
+            return 0
+        left = m["battery_capacity_nah"] - self.battery_used_nah() - m["eri_remaining_nah"]
+        if left <= 0:
+            return 0
+        strokes_per_day = self._projected_daily_nl() // self.doser.stroke_nl
+        daily_nah = m["quiescent_na"] * 24 + strokes_per_day * m["stroke_charge_nah"]
+        if daily_nah <= 0:
+            return -1
+        return left // daily_nah
+
     def _check_battery(self, now):
-        self.battery_base_nah += self.model["quiescent_na"]  # one hour at quiescent_na = nAh
+        # The standing current over one housekeeping period (nA x ms -> nAh).
+        self.battery_base_nah += self.model["quiescent_na"] * self.model["commit_interval_ms"] \
+            // _MS_PER_HOUR
         state = self._battery_state(now)
         if state >= 1 and self.machine.states[_BATTERY] == table.BATTERY_OK:
             self._event("battery_level")

@@ -146,7 +146,8 @@ class Run:
         if pb:
             self._check("set_patient_bolus", p.set_patient_bolus(
                 pb["dose_ug"], pb["duration_ms"], pb["lockout_ms"], pb["max_per_24h"], c.get("confirm", False)))
-        self._program(c["therapy"], c.get("confirm", False))
+        if c["therapy"] is not None:        # None: a pump waiting for its programmer
+            self._program(c["therapy"], c.get("confirm", False))
 
     def _program(self, therapy, confirm):
         if therapy["mode"] == "continuous":

@@ -432,3 +432,21 @@ def test_housekeeping_commits_every_commit_interval():
     often.sched.run_until(MS_PER_DAY)
     assert hourly.persist.commits - start_h == 24
     assert often.persist.commits - start_o == 6 * 24
+
+
+def test_standing_current_does_not_depend_on_the_commit_interval():
+    hourly, _, _ = make_pump(concentration=2000)
+    often, _, _ = make_pump(concentration=2000, commit_interval_ms=10 * MIN)
+    hourly.sched.run_until(MS_PER_DAY)
+    often.sched.run_until(MS_PER_DAY)
+    assert hourly.battery_used_nah() == often.battery_used_nah() == 24 * 20000
+
+
+def test_days_to_replacement_follows_the_daily_use():
+    pump, board, _ = make_pump(concentration=2000)
+    m = pump.model
+    idle_days = pump.days_to_replacement()
+    left = m["battery_capacity_nah"] - pump.battery_used_nah() - m["eri_remaining_nah"]
+    assert idle_days == left // (m["quiescent_na"] * 24)
+    assert pump.program_continuous(500) == reasons.OK       # 250 strokes a day
+    assert pump.days_to_replacement() == left // (m["quiescent_na"] * 24 + 250 * m["stroke_charge_nah"])
