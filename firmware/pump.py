@@ -125,6 +125,7 @@ class Pump:
         self.battery_base_nah = 0      # quiescent and telemetry charge, and strokes before boot
         self.service_start_ms = self.sched.now_ms()
         self.eri_ms = 0
+        self._standing_rem = 0      # nA x ms not yet counted as a whole nAh
         self.delivered_base_nl = 0     # before this boot
         self.delivered_base_ng = 0     # before the current concentration (or this boot)
         self._dose_epoch_strokes = 0
@@ -644,9 +645,10 @@ class Pump:
         return left // daily_nah
 
     def _check_battery(self, now):
-        # The standing current over one housekeeping period (nA x ms -> nAh).
-        self.battery_base_nah += self.model["quiescent_na"] * self.model["commit_interval_ms"] \
-            // _MS_PER_HOUR
+        # The standing current over one housekeeping period (nA x ms -> nAh), remainder kept.
+        charge = self.model["quiescent_na"] * self.model["commit_interval_ms"] + self._standing_rem
+        self.battery_base_nah += charge // _MS_PER_HOUR
+        self._standing_rem = charge % _MS_PER_HOUR
         state = self._battery_state(now)
         if state >= 1 and self.machine.states[_BATTERY] == table.BATTERY_OK:
             self._event("battery_level")
