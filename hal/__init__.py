@@ -12,17 +12,32 @@ BACKENDS = {
     "sim": ("hal.sim", "SimBoard"),
 }
 
+# name -> (module, class) of a telemetry Link backend.  "serial" needs pyserial (host only):
+# SerialLink(url) opens a device path or any pyserial URL.  The pump side's pty, TCP listener
+# and in-process loop live in sim.links (host only, see open_link there).
+LINKS = {
+    "serial": ("hal.serial_link", "SerialLink"),
+}
 
-def backend_class(name):
+
+def _load(registry, kind, name):
     try:
-        module_name, class_name = BACKENDS[name]
+        module_name, class_name = registry[name]
     except KeyError:
         raise BackendNotFound(
-            "HAL backend %r unknown; known backends: %s" % (name, ", ".join(sorted(BACKENDS)))
+            "%s %r unknown; known %ss: %s" % (kind, name, kind, ", ".join(sorted(registry)))
         )
     module = __import__(module_name, None, None, [class_name])
     return getattr(module, class_name)
 
 
+def backend_class(name):
+    return _load(BACKENDS, "HAL backend", name)
+
+
 def open_board(name, **config):
     return backend_class(name)(**config)
+
+
+def link_class(name):
+    return _load(LINKS, "link backend", name)

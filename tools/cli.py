@@ -68,6 +68,11 @@ def build_parser():
     opts.add_argument("--json", action="store_true", help="print the summary as JSON")
     opts.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    from tools import serve as serve_command
+    serve_command.add_parser(commands)
+    from tools import prog as prog_command
+    prog_command.add_parser(commands)
+
     diagram = commands.add_parser(
         "diagram", help="regenerate docs/state-machine.md from the state table",
         description="Regenerate docs/state-machine.md (mermaid) from firmware/table.py through "
@@ -182,6 +187,16 @@ def _cmd_run(args, stdout, stderr):
     return 0
 
 
+def _cmd_serve(args, stdout, stderr):
+    from tools import serve
+    return serve.run(args, stdout, stderr)
+
+
+def _cmd_prog(args, stdout, stderr):
+    from tools import prog
+    return prog.run(args, stdout, stderr)
+
+
 def _cmd_diagram(args, stdout, stderr):
     from tools import diagram
     argv = []
@@ -209,7 +224,8 @@ def main(argv=None, stdout=None, stderr=None):
                     "unrecognized arguments: %s" % " ".join(extra))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    handlers = {"run": _cmd_run, "diagram": _cmd_diagram}
+    handlers = {"run": _cmd_run, "diagram": _cmd_diagram, "serve": _cmd_serve,
+                "prog": _cmd_prog}
     try:
         return handlers[args.command](args, stdout, stderr)
     except (SimError, UsageError) as exc:

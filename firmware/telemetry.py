@@ -1,0 +1,357 @@
+# Telemetry: the pump's side of docs/protocol.md.  Bytes from the link HAL part go through the
+# frame decoder; each complete frame gets exactly one response frame.  Sessions are
+# challenge-response per role (clinician, patient) with HMAC-SHA256; every authenticated request
+# carries a growing counter and a MAC.  The last request of a session and its response are kept,
+# so a programmer that lost a response can resend the same frame and get the same answer
+# without the pump running the command twice (no double bolus).
+#
+# Runs on the board as it is (MicroPython): integer pump time from the scheduler, no threads.
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+from firmware import alarms, eventlog, limits
+from protocol import commands as C
+from protocol import frame, reasons, session
+from protocol.errors import ProtocolError
+
+FIRMWARE_VERSION = "0.1.0"
+
+SESSION_IDLE_MS = const(600000)         # a session ends after 10 min without a valid request
+MAX_AUTH_FAILURES = const(5)            # then authentication locks ...
+AUTH_LOCKOUT_MS = const(600000)         # ... for 10 min of pump time
+
+# AUTH log entry "ok" argument.
+AUTH_FAILED = const(0)
+AUTH_OK = const(1)
+AUTH_LOCKED = const(2)
+
+_READ_CHUNK = const(256)
+_MODES = {"continuous": 1, "flex": 2}
+
+
+class Telemetry:
+    # keys: {"clinician": 32 bytes, "patient": 32 bytes, "serial": str (optional)}.
+    def __init__(self, pump, link, keys, serial=None):
+        self.pump = pump
+        self.link = link
+        self._keys = {session.ROLE_CLINICIAN: keys["clinician"],
+                      session.ROLE_PATIENT: keys["patient"]}
+        self.serial = serial or keys.get("serial") or "VP-0000"
+        self._decoder = frame.Decoder()
+        self._rng = pump.board.rng
+        self.frames = 0
+        self.auth_failures = 0
+        self.auth_locked_until_ms = 0
+        self._pending = None        # (role, cn, pn, session_id) between OPEN and AUTH
+        self._end_session()
+
+    # -- link ---------------------------------------------------------------------------
+
+    def poll(self):
+        # Handles every complete frame the link has; returns how many.  Never blocks.
+        handled = 0
+        data = self.link.read(_READ_CHUNK)
+        while data:
+            for item in self._decoder.feed(data):
+                response = self.handle(item)
+                if response is not None:
+                    self.link.write(response)
+                handled += 1
+            data = self.link.read(_READ_CHUNK)
+        return handled
+
+    def handle(self, item):
+        # item: (status, version, seq, cmd, payload) from frame.Decoder.  Returns the response
+        # frame (bytes).
+        status, version, seq, cmd, payload = item
+        self.frames += 1
+        if status != reasons.OK:
+            # A damaged frame: its SEQ and CMD are a guess; the programmer retries anyway.
+            return self._plain(seq, cmd, C.encode_nak(status))
+        if version != frame.VERSION:
+            return self._plain(seq, cmd, C.encode_nak(reasons.BAD_VERSION, None, version,
+                                                      frame.VERSION, frame.VERSION))
+        spec = C.COMMANDS.get(cmd)
+        if spec is None:
+            return self._plain(seq, cmd, C.encode_nak(reasons.UNKNOWN_COMMAND, None, cmd))
+        if spec.auth:
+            return self._authenticated(seq, cmd, payload)
+        try:
+            request = C.decode_request(cmd, payload)
+        except ProtocolError as exc:
+            return self._plain(seq, cmd, _nak_of(exc))
+        if cmd == C.IDENTIFY:
+            body = C.encode_ack(cmd, {"model": self.pump.model["name"], "serial": self.serial,
+                                      "firmware_version": FIRMWARE_VERSION,
+                                      "protocol_version": frame.VERSION})
+        elif cmd == C.SESSION_OPEN:
+            body = self._open(request)
+        else:
+            body = self._authenticate(request)
+        return self._plain(seq, cmd, body)
+
+    def _plain(self, seq, cmd, body):
+        return frame.encode(seq, (cmd | frame.RESPONSE) & 0xFF, body)
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def _end_session(self):
+        self._role = 0
+        self._key = None
+        self._counter = 0
+        self._last_request = None
+        self._last_response = None
+        self._last_valid_ms = 0
+
+    def _locked(self, now):
+        if self.auth_locked_until_ms and now >= self.auth_locked_until_ms:
+            self.auth_locked_until_ms = 0
+            self.auth_failures = 0
+        return self.auth_locked_until_ms != 0
+
+    def _open(self, request):
+        now = self.pump.now_ms()
+        role = request["role"]
+        if role not in self._keys:
+            return C.encode_nak(reasons.OUT_OF_RANGE, "role", role, 1, 2)
+        if self._locked(now):
+            return C.encode_nak(reasons.AUTH_LOCKED_OUT, None, 0, 0,
+                                self.auth_locked_until_ms - now)
+        if role == session.ROLE_PATIENT and self._role == session.ROLE_CLINICIAN and \
+                now - self._last_valid_ms <= SESSION_IDLE_MS:
+            # A patient's remote may not cut into a clinician's programming session.
+            return C.encode_nak(reasons.BUSY, None, 0, 0,
+                                self._last_valid_ms + SESSION_IDLE_MS - now)
+        self._end_session()         # opening a session ends the one before
+        pn = self._rng.random_bytes(16)
+        sid = int.from_bytes(self._rng.random_bytes(4), "big")
+        self._pending = (role, bytes(request["cn"]), pn, sid)
+        self.pump.telemetry_session()
+        return C.encode_ack(C.SESSION_OPEN, {"pn": pn, "session_id": sid})
+
+    def _authenticate(self, request):
+        now = self.pump.now_ms()
+        if self._locked(now):
+            return C.encode_nak(reasons.AUTH_LOCKED_OUT, None, 0, 0,
+                                self.auth_locked_until_ms - now)
+        pending = self._pending
+        self._pending = None        # one proof per challenge: a wrong guess needs a new open
+        if pending is None or pending[3] != request["session_id"]:
+            return C.encode_nak(reasons.NOT_AUTHENTICATED, None)
+        role, cn, pn, sid = pending
+        key = self._keys[role]
+        if not session.compare(session.client_proof(key, pn, cn, role), request["proof"]):
+            self.auth_failures += 1
+            self.pump.log.log(eventlog.AUTH, role, AUTH_FAILED)
+            if self.auth_failures >= MAX_AUTH_FAILURES:
+                self.auth_locked_until_ms = now + AUTH_LOCKOUT_MS
+                self.pump.log.log(eventlog.AUTH, role, AUTH_LOCKED)
+            return C.encode_nak(reasons.BAD_MAC, None)
+        self.auth_failures = 0
+        self._role = role
+        self._key = session.session_key(key, pn, cn, role)
+        self._last_valid_ms = now
+        self.pump.log.log(eventlog.AUTH, role, AUTH_OK)
+        return C.encode_ack(C.SESSION_AUTH, {"proof": session.pump_proof(key, cn, pn, role)})
+
+    def _authenticated(self, seq, cmd, payload):
+        now = self.pump.now_ms()
+        key = self._key
+        if key is not None and now - self._last_valid_ms > SESSION_IDLE_MS:
+            self._end_session()
+            key = None
+        if key is None:
+            return self._plain(seq, cmd, C.encode_nak(reasons.NOT_AUTHENTICATED, None))
+        parts = session.unwrap(payload)
+        if parts is None:
+            return self._plain(seq, cmd, C.encode_nak(reasons.BAD_LENGTH, None, len(payload), 12))
+        counter, body, mac = parts
+        if not session.verify_request(key, frame.VERSION, seq, cmd, counter, body, mac):
+            return self._plain(seq, cmd, C.encode_nak(reasons.BAD_MAC, None))
+        if counter <= self._counter:
+            if counter == self._counter and self._last_request == (seq, cmd, bytes(payload)):
+                return self._last_response      # a retry: same answer, nothing run twice
+            return self._plain(seq, cmd, C.encode_nak(reasons.REPLAY, "counter", counter,
+                                                      self._counter + 1, 0xFFFFFFFF))
+        self._counter = counter
+        self._last_valid_ms = now
+        spec = C.COMMANDS[cmd]
+        if self._role != session.ROLE_CLINICIAN and not spec.patient:
+            result = C.encode_nak(reasons.ROLE_NOT_ALLOWED, "role", self._role)
+        else:
+            try:
+                result = self._run(cmd, C.decode_request(cmd, body))
+            except ProtocolError as exc:
+                result = _nak_of(exc)
+        resp_cmd = (cmd | frame.RESPONSE) & 0xFF
+        out = frame.encode(seq, resp_cmd,
+                           session.wrap_response(key, frame.VERSION, seq, resp_cmd, counter, result))
+        self._last_request = (seq, cmd, bytes(payload))
+        self._last_response = out
+        if cmd == C.SESSION_CLOSE:
+            self._end_session()
+        return out
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _refused(self, reason):
+        refusal = self.pump.refusal
+        if refusal is not None and refusal[0] == reason and refusal[1]:
+            return C.encode_nak(reason, refusal[1], refusal[2], refusal[3], refusal[4])
+        return C.encode_nak(reason, None)
+
+    def _run(self, cmd, f):
+        p = self.pump
+        p.refusal = None
+        if cmd == C.INTERROGATE:
+            return C.encode_ack(cmd, self.interrogate())
+        if cmd == C.SESSION_CLOSE:
+            return C.encode_ack(cmd, {})
+        if cmd == C.READ_LOG:
+            return C.encode_ack(cmd, self._read_log(f["start_seq"], f["max_entries"]))
+        if cmd == C.READ_LIMITS:
+            return C.encode_ack(cmd, self._limits())
+        old = None
+        if cmd == C.SET_LIMITS:
+            old = self._limits()
+            new = {}
+            for key in old:
+                if key != "concentration_ug_per_ml":
+                    new[key] = f[key]
+            outcome = p.set_limits(new)
+        elif cmd in (C.PROGRAM_CONTINUOUS, C.PROGRAM_FLEX):
+            old = _daily_ug(p.program)
+            if cmd == C.PROGRAM_CONTINUOUS:
+                outcome = p.program_continuous(f["basal_ug_per_day"], f["confirm"])
+            else:
+                outcome = p.program_flex(f["steps"], f["confirm"])
+        elif cmd == C.CLINICIAN_BOLUS:
+            outcome = p.clinician_bolus(f["dose_ug"], f["duration_ms"], f["confirm"])
+        elif cmd == C.PATIENT_BOLUS:
+            outcome = p.patient_bolus()
+        elif cmd == C.SET_PATIENT_BOLUS:
+            old = p.patient_bolus_settings
+            if f["enabled"]:
+                outcome = p.set_patient_bolus(f["dose_ug"], f["duration_ms"], f["lockout_ms"],
+                                              f["max_per_24h"], f["confirm"])
+            else:
+                outcome = p.disable_patient_bolus()
+        elif cmd == C.REFILL:
+            old = max(0, p.doser.reservoir_nl())
+            outcome = p.refill(f["volume_nl"], f["concentration_ug_per_ml"], f["bridge"])
+        elif cmd == C.STOP:
+            outcome = p.stop()
+        elif cmd == C.START:
+            outcome = p.start()
+        elif cmd == C.SET_CLOCK:
+            old = p.wall_ms()
+            outcome = p.set_clock(f["wall_ms"])
+        elif cmd == C.SILENCE_ALARMS:
+            old = 0
+            for alarm in p.alarms.active:
+                if not alarms.CRITICAL[alarm]:
+                    old += 1
+            outcome = p.silence_alarms(f["minutes"] * 60000)
+        elif cmd == C.CLEAR_ALARM:
+            outcome = p.clear_alarm()
+        elif cmd == C.ALARM_TEST:
+            outcome = p.alarm_test()
+        elif cmd == C.SET_LOW_RESERVOIR_ALARM:
+            old = p.low_reservoir_alarm_nl
+            outcome = p.set_low_reservoir_alarm(f["volume_nl"])
+        else:
+            return C.encode_nak(reasons.UNKNOWN_COMMAND, None, cmd)
+        if outcome != reasons.OK:
+            return self._refused(outcome)
+        return C.encode_ack(cmd, self._result(cmd, f, old))
+
+    def _result(self, cmd, f, old):
+        p = self.pump
+        if cmd == C.SET_LIMITS:
+            return {"old": old, "new": self._limits()}
+        if cmd in (C.PROGRAM_CONTINUOUS, C.PROGRAM_FLEX):
+            return {"old_daily_ug": old, "new_daily_ug": _daily_ug(p.program)}
+        if cmd == C.CLINICIAN_BOLUS:
+            return {"dose_ug": f["dose_ug"], "duration_ms": f["duration_ms"]}
+        if cmd == C.PATIENT_BOLUS:
+            s = p.patient_bolus_settings
+            until = p.lockout_until_ms
+            return {"dose_ug": s["dose_ug"] if s else 0,
+                    "lockout_until_ms": until + p.clock_offset_ms if until else 0}
+        if cmd == C.SET_PATIENT_BOLUS:
+            return {"old_enabled": old is not None, "old_dose_ug": old["dose_ug"] if old else 0}
+        if cmd == C.REFILL:
+            return {"old_estimate_nl": old, "new_estimate_nl": max(0, p.doser.reservoir_nl())}
+        if cmd == C.SET_CLOCK:
+            return {"old_wall_ms": old}
+        if cmd == C.SILENCE_ALARMS:
+            return {"silenced": old}
+        if cmd == C.SET_LOW_RESERVOIR_ALARM:
+            return {"old_volume_nl": old}
+        return {}
+
+    def _limits(self):
+        out = {}
+        for key in limits.LIMIT_KEYS:
+            out[key] = self.pump.limits.get(key, 0)
+        out["concentration_ug_per_ml"] = self.pump.doser.concentration_ug_per_ml
+        return out
+
+    def _read_log(self, start_seq, max_entries):
+        records = self.pump.persist.log_read(start_seq, max_entries)
+        entries = []
+        for seq, t_ms, code, args in records:
+            args = list(args)
+            while len(args) < 4:
+                args.append(0)
+            entries.append({"seq": seq, "t_ms": t_ms, "code": code, "args": args})
+        next_seq = records[-1][0] + 1 if records else start_seq
+        return {"next_seq": next_seq, "entries": entries}
+
+    def interrogate(self):
+        p = self.pump
+        s = p.status()
+        alarm_bits = 0
+        for alarm in p.alarms.active:
+            alarm_bits |= 1 << alarm
+        program = s["program"]
+        lockout = s["lockout_until_ms"]
+        return {
+            "therapy": s["therapy"], "reservoir": s["reservoir"], "battery": s["battery"],
+            "therapy_on": bool(s["therapy_on"]),
+            "mode": _MODES.get(program["mode"], 0) if program else 0,
+            "basal_ug_per_day": s["basal_ug_per_day"],
+            "reservoir_nl": s["reservoir_nl"],
+            "concentration_ug_per_ml": s["concentration_ug_per_ml"],
+            "low_reservoir_alarm_nl": s["low_reservoir_alarm_nl"],
+            "hours_to_alarm": s["hours_to_alarm"], "hours_to_empty": s["hours_to_empty"],
+            "battery_remaining_nah": s["battery_remaining_nah"],
+            "battery_mv": s["battery_mv"],
+            "days_to_replacement": p.days_to_replacement(),
+            "alarm_bits": alarm_bits,
+            "lockout_until_ms": lockout + p.clock_offset_ms if lockout else 0,
+            "delivered_ug": s["delivered_ug"],
+            "wall_ms": s["wall_ms"],
+            "boot_count": s["boot_count"],
+        }
+
+
+def _daily_ug(program):
+    # The daily dose a program gives: the basal, or a flex week's daily average.
+    if program is None:
+        return 0
+    if program["mode"] == "continuous":
+        return program["basal_ug_per_day"]
+    total = 0
+    for day in program["steps"]:
+        total += limits.flex_daily_ug(day)
+    return total // 7
+
+
+def _nak_of(exc):
+    return C.encode_nak(exc.reason, exc.field, exc.value or 0, exc.lo or 0, exc.hi or 0)
+

@@ -1,0 +1,114 @@
+"""A pump behind a link, paced against the wall clock (`vpump serve`).
+
+The pump runs at `speed` times real time: virtual time follows the wall clock, and between link
+events the simulator still jumps from deadline to deadline, so what the pump does between two
+frames is as deterministic as a headless run.  A scenario, if given, sets the pump up and its
+timeline, refills and patient presses are replayed at their virtual times; without one the pump
+is fresh from implant: 20 mL of 2000 ug/mL baclofen, no program, waiting for a programmer.
+
+Serve(config, link, keys, speed, seed).run() blocks until stop() (thread-safe, also from a signal
+handler); on the way out the pump's state is committed and the link closed.
+"""
+
+import os
+import threading
+import time
+
+from firmware.telemetry import Telemetry
+from sim.runner import Run
+
+# The longest the loop waits for link input before it advances the pump (s): keeps alarms and
+# strokes on time at low speeds without spinning.
+MAX_WAIT_S = 0.05
+MS_PER_DAY = 86400000
+
+
+def fresh_pump_config(start_wall_ms):
+    """A pump just implanted and filled, with no program: what a clinician programs first."""
+    return {
+        "name": "fresh-implant", "description": "no program yet", "days": 3650, "seed": 1,
+        "start_wall_ms": start_wall_ms, "model": {}, "drug": "baclofen",
+        "concentration_ug_per_ml": 2000, "fill_nl": 20000000, "therapy": None, "confirm": False,
+        "low_reservoir_alarm_nl": 2000000, "limits": {}, "patient_bolus": None,
+        "patient_requests_per_day": 0, "refills": None, "timeline": [],
+    }
+
+
+class Serve:
+    def __init__(self, config=None, link=None, keys=None, speed=1.0, seed=None, sink=None,
+                 monotonic=time.monotonic):
+        if speed <= 0:
+            raise ValueError("speed %r: must be > 0 (1 is real time)" % (speed,))
+        if config is None:
+            config = fresh_pump_config(int(time.time() * 1000))
+        if seed is None:
+            # Session nonces come from the board's rng: unpredictable unless a seed is asked for.
+            seed = int.from_bytes(os.urandom(4), "big")
+        self.link = link
+        self.keys = keys
+        self.speed = speed
+        self.frames = 0
+        self._monotonic = monotonic
+        self._stop = threading.Event()
+        self.run_ = Run(config, days=config["days"], seed=seed, sink=sink)
+        self.run_._guarded(self.run_._setup)
+        self._plan = self.run_._plan()
+        self._next_action = 0
+        self.telemetry = Telemetry(self.run_.pump, link, keys)
+
+    @property
+    def pump(self):
+        return self.run_.pump
+
+    def stop(self):
+        self._stop.set()
+
+    def now_virtual_ms(self):
+        return self.run_.board.clock.true_ms
+
+    def step(self, target_ms):
+        """Bring the pump to virtual time target_ms (actions on the way), then answer the link."""
+        run = self.run_
+        plan = self._plan
+        while self._next_action < len(plan) and plan[self._next_action][0] <= target_ms:
+            t, _, action = plan[self._next_action]
+            self._next_action += 1
+            run._guarded(run._advance, t)
+            run._guarded(run._perform, action)
+        if target_ms > run.board.clock.true_ms:
+            run._guarded(run._advance, target_ms)
+        if self.telemetry.pump is not run.pump:
+            # A reset replaced the pump: its telemetry starts over, as after a real reboot.
+            self.telemetry = Telemetry(run.pump, self.link, self.keys)
+        handled = run._guarded(self.telemetry.poll) or 0
+        self.frames += handled
+        return handled
+
+    def run(self):
+        start_wall = self._monotonic()
+        start_virtual = self.now_virtual_ms()
+        wait = getattr(self.link, "wait", None)
+        try:
+            while not self._stop.is_set():
+                elapsed_s = self._monotonic() - start_wall
+                target = start_virtual + int(elapsed_s * 1000 * self.speed)
+                if self.step(target):
+                    continue        # answer quickly while a programmer is talking
+                deadline = self.pump.sched.next_deadline()
+                timeout = MAX_WAIT_S
+                if deadline is not None:
+                    until_s = (deadline - self.now_virtual_ms()) / 1000.0 / self.speed
+                    timeout = max(0.0, min(timeout, until_s))
+                if wait is not None:
+                    wait(timeout)
+                else:
+                    time.sleep(timeout)
+        finally:
+            self.shutdown()
+
+    def shutdown(self):
+        pump = self.pump
+        pump._dirty = True
+        pump._commit()
+        if self.link is not None:
+            self.link.close()

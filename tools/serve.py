@@ -1,0 +1,125 @@
+"""`vpump serve`: a pump behind a real byte link, paced against the wall clock.
+
+stdout starts with two lines a script can read:
+
+    link: /dev/pts/7            (what a programmer opens: a pty path or socket://HOST:PORT)
+    keys: /tmp/vpump-keys-....json
+
+Ctrl-C or SIGTERM stops it cleanly, with the pump's state committed.
+"""
+
+import os
+import signal
+import tempfile
+
+from hal.errors import HalError
+from sim.errors import SimError
+
+
+class ServeError(SimError):
+    """Bad input to vpump serve (exit 2)."""
+
+
+def add_parser(commands):
+    serve = commands.add_parser(
+        "serve", help="run a pump behind a pty, socket or serial link for a programmer",
+        description="Run a pump (a SCENARIO's, or one fresh from implant with 20 mL of "
+                    "2000 ug/mL and no program) behind a link, paced at --speed times real "
+                    "time.  The first lines on stdout are 'link: PATH_OR_URL' and "
+                    "'keys: FILE'.  Ctrl-C or SIGTERM stops it with its state committed.")
+    serve.add_argument("scenario", metavar="SCENARIO", nargs="?",
+                       help="a scenario file or name (default: a fresh pump, no program)")
+    serve.add_argument("--link", default="pty", metavar="pty|loop|URL",
+                       help="pty (a pseudo-terminal; its path is printed), socket://HOST:PORT "
+                            "(listen; port 0 picks a free one), or a serial device path / "
+                            "pyserial URL (default: pty)")
+    serve.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+                       help="virtual time runs X times real time (default 1; 0.001 to 1e9)")
+    serve.add_argument("--keys", metavar="FILE",
+                       help="key file (JSON with the clinician and patient keys); without it "
+                            "random keys are generated and written to a new file")
+    serve.add_argument("--seed", type=int, metavar="N",
+                       help="seed the pump's random numbers (session nonces become "
+                            "predictable: for reproducible tests only)")
+    serve.add_argument("--out", metavar="DIR", help="also write DIR/events.jsonl as it runs")
+    return serve
+
+
+def _speed(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.001 <= value <= 1e9:
+        raise argparse.ArgumentTypeError("got %s, must be a number from 0.001 to 1e9" % text)
+    return value
+
+
+def load_key_file(path):
+    from protocol.keys import parse_keys
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ServeError("--keys %s: cannot read: %s" % (path, exc.strerror or exc)) from None
+    try:
+        return parse_keys(text)
+    except ValueError as exc:
+        raise ServeError("--keys %s: %s" % (path, exc)) from None
+
+
+def write_new_keys(serial):
+    from protocol.keys import format_keys, generate_keys
+    keys = generate_keys(os.urandom, serial)
+    fd, path = tempfile.mkstemp(prefix="vpump-keys-", suffix=".json")   # mode 0600
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(format_keys(keys))
+    return keys, path
+
+
+def run(args, stdout, stderr):
+    from sim import scenario as scenario_module
+    from sim.links import open_link
+    from sim.serve import Serve
+
+    config = None
+    if args.scenario:
+        config = scenario_module.load(scenario_module.find(args.scenario))
+    if args.keys:
+        keys, key_path = load_key_file(args.keys), args.keys
+    else:
+        keys, key_path = write_new_keys("VP-%06d" % (int.from_bytes(os.urandom(3), "big") % 1000000))
+    try:
+        link = open_link(args.link)
+    except (HalError, OSError) as exc:
+        raise ServeError("--link %s: %s" % (args.link, exc)) from None
+    files = None
+    sink = None
+    if args.out:
+        from sim.runner import OutputFiles
+        files = OutputFiles(args.out)
+        sink = files.event
+    try:
+        serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink)
+        stdout.write("link: %s\nkeys: %s\n" % (link.url, key_path))
+        stdout.flush()
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[signum] = signal.signal(signum, lambda *_: serve.stop())
+            except ValueError:      # not the main thread (a test): stop() is called directly
+                pass
+        try:
+            serve.run()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        status = serve.pump.status()
+        stdout.write("stopped: %d frames answered; therapy %s, reservoir %.1f mL; state "
+                     "committed\n" % (serve.frames, status["therapy"],
+                                      status["reservoir_nl"] / 1e6))
+    finally:
+        if files is not None:
+            files.close()
+    return 0
