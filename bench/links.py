@@ -98,6 +98,47 @@ def pty_echo_roundtrips_per_s(seconds=1.0, size=24):
     return count / (now - t0)
 
 
+def serve_interrogate_roundtrips_per_s(seconds=1.0):
+    """Authenticated INTERROGATE round trips per second: `vpump serve --link pty` in its own
+    process, tools.programmer.Programmer here (frames, HMAC both ways, the pump's status)."""
+    from tools.programmer import Programmer, load_key_file
+
+    server = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--link", "pty"],
+                              cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              bufsize=0)     # unbuffered: select() sees every line
+    try:
+        lines = []
+        while len(lines) < 2:
+            if not select.select([server.stdout], [], [], _START_S)[0]:
+                raise RuntimeError("vpump serve did not print its link and keys within %g s"
+                                   % _START_S)
+            lines.append(server.stdout.readline().decode().strip())
+        path = lines[0].split(": ", 1)[1]
+        key = load_key_file(lines[1].split(": ", 1)[1], "clinician")
+        with Programmer(path, role="clinician", key=key) as programmer:
+            programmer.open_session()
+            for _ in range(50):
+                programmer.interrogate()
+            count = 0
+            t0 = time.perf_counter()
+            end = t0 + seconds
+            while True:
+                programmer.interrogate()
+                count += 1
+                now = time.perf_counter()
+                if now >= end:
+                    break
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+    return count / (now - t0)
+
+
 if __name__ == "__main__":
     args = [float(a) for a in sys.argv[1:3]]
     rate = pty_echo_roundtrips_per_s(*([args[0]] if args else []) +

@@ -310,6 +310,135 @@ def fig_year_speedup(quick):
              % (days, strokes, reps, best))
 
 
+# --- telemetry codec -------------------------------------------------------------------------
+#
+# One frame at a time, the way a link delivers them: build a frame, then decode it.  Ours is
+# protocol.frame.encode + Decoder.feed (no session MAC) of a 20-byte payload, 29 bytes on the
+# wire.  pymodbus is the Modbus RTU framer: FramerRTU.encode + FramerRTU.decode of a 29-byte
+# RTU frame (Write Multiple Registers request: device id, function code, address, count, byte
+# count, 10 registers = 20 data bytes, CRC).  Both sides get their payload bytes ready-made and
+# check the CRC; neither builds message objects (pymodbus' PDU classes, our command codecs).
+
+CODEC_PAYLOAD = bytes(range(20))
+
+
+def run_codec_ours(n):
+    from protocol.frame import Decoder, encode
+
+    feed = Decoder().feed
+    payload = CODEC_PAYLOAD
+    decoded = 0
+    for i in range(n):
+        decoded += len(feed(encode(i & 0xFF, 0x21, payload)))
+    return decoded
+
+
+def _pymodbus_rtu():
+    from pymodbus.framer import FramerRTU
+    from pymodbus.pdu import DecodePDU
+
+    framer = FramerRTU(DecodePDU(True))
+    # Write Multiple Registers (0x10): address 1, 10 registers, 20 bytes of values.
+    pdu = bytes((0x10, 0x00, 0x01, 0x00, 0x0A, 0x14)) + CODEC_PAYLOAD
+    return framer, pdu
+
+
+def run_codec_pymodbus(n):
+    framer, pdu = _pymodbus_rtu()
+    encode = framer.encode
+    decode = framer.decode
+    decoded = 0
+    for i in range(n):
+        used, dev_id, _, data = decode(encode(pdu, (i % 247) + 1, 0))
+        if used and data:
+            decoded += 1
+    return decoded
+
+
+@figure("codec_vs_pymodbus")
+def fig_codec_vs_pymodbus(quick):
+    import pymodbus
+    from protocol import crc, frame
+
+    framer, pdu = _pymodbus_rtu()
+    ours_len = len(frame.encode(0, 0x21, CODEC_PAYLOAD))
+    theirs_len = len(framer.encode(pdu, 1, 0))
+    if ours_len != 29 or theirs_len != 29:
+        raise RuntimeError("frames differ in size: ours %d bytes, pymodbus %d" % (ours_len,
+                                                                                theirs_len))
+    n, reps = (5000, 3) if quick else (30000, 7)
+    best = best_of_interleaved({
+        "ours": lambda: run_codec_ours(n),
+        "pymodbus": lambda: run_codec_pymodbus(n),
+    }, reps)
+    (ours, n_ours), (theirs, n_theirs) = best["ours"], best["pymodbus"]
+    if n_ours != n or n_theirs != n:
+        raise RuntimeError("decoded %d (ours) and %d (pymodbus) of %d frames"
+                           % (n_ours, n_theirs, n))
+    return result(
+        round(ours / theirs, 3), "x", goal=3.0, better="higher",
+        note="frames/s built and decoded one at a time, 29 bytes each: protocol.frame encode + "
+             "Decoder.feed (20-byte payload, no MAC, CRC by %s) / pymodbus %s FramerRTU "
+             "encode + decode (Write Multiple Registers, 20 data bytes, its pure-Python CRC); "
+             "%d frames per run, best of %d interleaved runs: ours %.0f frames/s, pymodbus "
+             "%.0f frames/s"
+             % (crc.CRC16_BACKEND, pymodbus.__version__, n, reps, ours, theirs))
+
+
+CRC_BLOCK = 4096
+
+
+def run_crc(fn, data, calls):
+    for _ in range(calls):
+        fn(data)
+    return calls
+
+
+@figure("crc_crcmod_vs_pure")
+def fig_crc_crcmod_vs_pure(quick):
+    import crcmod.predefined
+    from protocol.crc import crc16_pure
+
+    crcmod_fn = crcmod.predefined.mkPredefinedCrcFun("crc-ccitt-false")
+    rng = random.Random(4096)
+    data = bytes(rng.randrange(256) for _ in range(CRC_BLOCK))
+    if crcmod_fn(data) != crc16_pure(data):
+        raise RuntimeError("crcmod and crc16_pure disagree")
+    scale = 4 if quick else 1
+    reps = 3 if quick else 7
+    fast_calls, slow_calls = 4000 // scale, 100 // scale
+    best = best_of_interleaved({
+        "crcmod": lambda: run_crc(crcmod_fn, data, fast_calls),
+        "pure": lambda: run_crc(crc16_pure, data, slow_calls),
+    }, reps)
+    (fast, _), (slow, _) = best["crcmod"], best["pure"]
+    return result(
+        round(fast / slow, 1), "x", goal=None, better="higher",
+        note="CRC-16/CCITT-FALSE of a 4 KiB block: crcmod's C crc-ccitt-false (host) / "
+             "protocol.crc.crc16_pure (table-driven, the MicroPython path); best of %d "
+             "interleaved runs: crcmod %.1f MB/s, pure %.2f MB/s"
+             % (reps, fast * CRC_BLOCK / 1e6, slow * CRC_BLOCK / 1e6))
+
+
+@figure("roundtrip_pty_vs_echo")
+def fig_roundtrip_pty_vs_echo(quick):
+    # Two processes each way, measured in turn (interleaved, best of each): `vpump serve` with a
+    # programmer doing authenticated INTERROGATEs, and a plain pyserial echo on a pty.
+    import links
+    seconds = 0.5 if quick else 1.0
+    reps = 2 if quick else 3
+    served, echoed = 0.0, 0.0
+    for _ in range(reps):
+        served = max(served, links.serve_interrogate_roundtrips_per_s(seconds))
+        echoed = max(echoed, links.pty_echo_roundtrips_per_s(seconds))
+    return result(
+        round(served / echoed, 3), "x", goal=0.3, better="higher",
+        note="authenticated INTERROGATE round trips/s between `vpump serve --link pty` and "
+             "tools.programmer.Programmer (HMAC both ways, the pump's full status) / 24-byte "
+             "round trips/s to a pyserial echo process on a pty; %g s each, best of %d: "
+             "serve %.0f/s, echo %.0f/s" % (seconds, reps, served, echoed))
+
+
 # --- results file and table ------------------------------------------------------------------
 
 

@@ -61,6 +61,8 @@ class Telemetry:
                 if response is not None:
                     self.link.write(response)
                 handled += 1
+            if len(data) < _READ_CHUNK:
+                break               # drained: spare the link an empty read
             data = self.link.read(_READ_CHUNK)
         return handled
 

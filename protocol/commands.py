@@ -222,7 +222,10 @@ class _Layout:
                                         % (what, key, ", ".join(self.keys)), key)
             if kind == _INT:
                 lo, hi = extra or _RANGES[fmt]
-                values.append(_check_int(what, key, v, lo, hi))
+                # _check_int inlined (every field of every frame): type() is int refuses bool.
+                if type(v) is not int or v < lo or v > hi:
+                    _check_int(what, key, v, lo, hi)
+                values.append(v)
             elif kind == _BOOL:
                 if v is True or v is False or (_is_int(v) and 0 <= v <= 1):
                     values.append(1 if v else 0)
@@ -365,6 +368,8 @@ class _FlexRequest:
 
     def decode(self, body, what):
         n = len(body)
+        if n < 1:
+            raise _bad_length(what, n, "1 + 7 x (1 + 6 x steps)")
         confirm = _CONFIRM_ONLY.decode(body[:1], what)["confirm"]
         pos = 1
         days = []

@@ -6,7 +6,7 @@ FIELDS = (
     "basal_ug_per_day",             # 1
     "daily_dose_ug",                # 2
     "rate_increase_24h_ug",         # 3
-    "dose_ug",                      # 4
+    "bolus_dose_ug",                # 4
     "bolus_duration_ms",            # 5
     "patient_bolus_duration_ms",    # 6
     "lockout_ms",                   # 7
@@ -29,6 +29,7 @@ FIELDS = (
     "bolus_hard_ug",                # 24
     "rate_increase_soft_pct",       # 25
     "rate_increase_hard_pct",       # 26
+    "patient_bolus_dose_ug",        # 27
 )
 
 _IDS = {}

@@ -44,15 +44,28 @@ _sha256 = hashlib.sha256
 _pack = struct.pack
 
 
+# XOR of every byte with 0x36 / 0x5C as translate() tables where bytes has translate()
+# (CPython: the pads in C, a third of an HMAC's time otherwise); MicroPython XORs byte by byte.
+if hasattr(bytes, "translate"):
+    _IPAD = bytes(b ^ 0x36 for b in range(256))
+    _OPAD = bytes(b ^ 0x5C for b in range(256))
+
+    def _pads(key):
+        return key.translate(_IPAD), key.translate(_OPAD)
+else:
+    def _pads(key):
+        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
 def hmac_sha256(key, msg):
     if len(key) > _BLOCK:
         key = _sha256(key).digest()
     # MicroPython's sha256 has no copy(), so nothing can be kept from one call to the next
     # except the padded key; it is cheap enough to redo.
-    key = bytes(key) + bytes(_BLOCK - len(key))
-    inner = _sha256(bytes(b ^ 0x36 for b in key))
+    ipad, opad = _pads(bytes(key) + bytes(_BLOCK - len(key)))
+    inner = _sha256(ipad)
     inner.update(msg)
-    outer = _sha256(bytes(b ^ 0x5C for b in key))
+    outer = _sha256(opad)
     outer.update(inner.digest())
     return outer.digest()
 
@@ -110,11 +123,13 @@ def _mac(direction, key, version, seq, cmd, counter, body):
 
 
 def wrap_request(key, version, seq, cmd, counter, body):
-    return _pack(">I", counter) + body + _mac(b"Q", key, version, seq, cmd, counter, body)
+    mac = _mac(b"Q", key, version, seq, cmd, counter, body)     # checks the ranges first
+    return _pack(">I", counter) + body + mac
 
 
 def wrap_response(key, version, seq, resp_cmd, counter, body):
-    return _pack(">I", counter) + body + _mac(b"R", key, version, seq, resp_cmd, counter, body)
+    mac = _mac(b"R", key, version, seq, resp_cmd, counter, body)
+    return _pack(">I", counter) + body + mac
 
 
 def unwrap(payload):

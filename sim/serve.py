@@ -92,8 +92,7 @@ class Serve:
             while not self._stop.is_set():
                 elapsed_s = self._monotonic() - start_wall
                 target = start_virtual + int(elapsed_s * 1000 * self.speed)
-                if self.step(target):
-                    continue        # answer quickly while a programmer is talking
+                self.step(target)
                 deadline = self.pump.sched.next_deadline()
                 timeout = MAX_WAIT_S
                 if deadline is not None:

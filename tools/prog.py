@@ -71,8 +71,7 @@ def _scaled(scale, lo, hi, unit, places):
 
 
 def _plain_number(number):
-    text = format(number.normalize(), "f")
-    return text
+    return format(number.normalize(), "f")
 
 
 _ml = _scaled(NL_PER_ML, 0, U32, "mL", 6)
@@ -99,8 +98,10 @@ def _wall_ms(text):
 
 def iso(wall_ms):
     """Pump wall-clock ms -> '2026-01-05 08:00:00 UTC'."""
-    seconds = wall_ms // 1000
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall_ms // 1000))
+    except (OverflowError, OSError, ValueError):
+        return "%d ms after 1970 (beyond the calendar)" % wall_ms
 
 
 def ml(nl):
@@ -351,7 +352,7 @@ class _Handlers:
 
     @staticmethod
     def program_flex(prog, args):
-        steps = load_flex(args.spec)
+        steps = args.steps if getattr(args, "steps", None) else load_flex(args.spec)
         result = dict(prog.program_flex(steps, confirm=args.confirm))
         result["steps"] = steps
         return result
@@ -570,7 +571,7 @@ class _Text:
 
     @staticmethod
     def clear(r, args):
-        return ["alarm cleared"]
+        return ["clear: accepted"]
 
     @staticmethod
     def alarm_test(r, args):
@@ -688,7 +689,7 @@ def _shell_parsers():
 # ------------------------------------------------------------------------------ running
 
 class _Session:
-    """The command line's programmer: opened lazily, with the options given."""
+    """Builds the Programmer from the command line's options (reading the key file first)."""
 
     def __init__(self, args, stderr):
         self.args = args
@@ -709,10 +710,13 @@ class _Session:
         self.stderr.flush()
 
 
-def _need_key(action, args):
+def _prepare(action, args):
+    # Checks that need no pump, done before the link is opened.
     if action.session and not args.key_file:
         raise KeyFileError("%s needs an authenticated session: give --key-file FILE (the key "
                            "file `vpump serve` printed as `keys: FILE`)" % action.name)
+    if action.name == "program-flex":
+        args.steps = load_flex(args.spec)
 
 
 def _error_line(action_name, exc, role):
@@ -726,8 +730,14 @@ def _error_line(action_name, exc, role):
 
 
 def _error_json(action_name, exc):
-    kind = {Refused: "refused", LinkFailure: "link_failure", KeyFileError: "key_file",
-            ProgUsage: "usage"}.get(type(exc), "error")
+    if isinstance(exc, Refused):
+        kind = "refused"
+    elif isinstance(exc, LinkFailure):
+        kind = "link_failure"
+    elif isinstance(exc, KeyFileError):
+        kind = "key_file"
+    else:
+        kind = "usage"          # ProgUsage, a bad flex file, a value that does not fit
     error = {"kind": kind, "message": str(exc)}
     if isinstance(exc, Refused):
         error.update(exc.as_dict())
@@ -762,7 +772,7 @@ def run(args, stdout, stderr, stdin=None):
         return _run_shell(args, stdout, stderr, stdin or sys.stdin)
     action = _BY_NAME[args.action]
     try:
-        _need_key(action, args)
+        _prepare(action, args)
         session = _Session(args, stderr)
         with session.open() as prog:
             result = run_action(prog, action, args)
@@ -815,9 +825,11 @@ class Shell(cmd.Cmd):
             self.stdout.write("vpump> %s\n" % line.rstrip("\n"))
         return line
 
+    # Completions end with a space, as a finished word does (readline adds none itself).
+
     def completenames(self, text, *ignored):
         names = ACTION_NAMES + ["help", "quit", "exit"]
-        return [n for n in names if n.startswith(text)]
+        return [n + " " for n in names if n.startswith(text)]
 
     def completedefault(self, text, line, begidx, endidx):
         name = line.split()[0] if line.split() else ""
@@ -825,10 +837,10 @@ class Shell(cmd.Cmd):
         if parser is None:
             return []
         options = [o for a in parser._actions for o in a.option_strings]
-        return [o for o in options if o.startswith(text)]
+        return [o + " " for o in options if o.startswith(text)]
 
     def complete_help(self, text, *ignored):
-        return [n for n in ACTION_NAMES if n.startswith(text)]
+        return [n + " " for n in ACTION_NAMES if n.startswith(text)]
 
     def do_help(self, arg):
         """help [COMMAND]: the commands, or one command's options."""
@@ -888,7 +900,7 @@ class Shell(cmd.Cmd):
 
     def _run(self, action, args):
         try:
-            _need_key(action, args)
+            _prepare(action, args)
             result = run_action(self.prog, action, args)
         except (ProgrammerError, ProgUsage, SimError) as exc:
             self.failures += 1

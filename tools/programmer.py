@@ -28,6 +28,8 @@ from hal.errors import LinkError
 from protocol import commands as C
 from protocol import frame, reasons, session
 from protocol.errors import ProtocolError
+from protocol.fields import field_name
+from protocol.keys import parse_keys
 from tools.errors import KeyFileError, LinkFailure, ProgrammerError, Refused
 
 ROLES = {"clinician": session.ROLE_CLINICIAN, "patient": session.ROLE_PATIENT}
@@ -38,7 +40,7 @@ _FIRST_REQUEST_REASON = 16
 _LOG_PAGE = 32
 _MAX_LOG_PAGES = 100000
 _POLL_S = 0.05
-_NAK_LEN = 26              # reason u8, field u8, value, lo, hi i64 (docs/protocol.md)
+_NAK_LEN = C.NAK_SIZE      # reason u8, field u8, value, lo, hi i64 (docs/protocol.md)
 
 
 def load_key_file(path, role="clinician"):
@@ -63,18 +65,13 @@ def load_key_file(path, role="clinician"):
     except OSError as exc:
         raise KeyFileError("%s: cannot read the key file: %s" % (path, exc.strerror or exc)) from None
     try:
-        keys = _keys_module().parse_keys(text)
-    except (ProtocolError, ValueError, KeyError, TypeError) as exc:
+        keys = parse_keys(text)
+    except ValueError as exc:
         raise KeyFileError("%s: not a usable key file: %s" % (path, exc)) from None
     key = keys.get(role)
     if not key:
         raise KeyFileError("%s: has no %s key" % (path, role))
     return key
-
-
-def _keys_module():
-    from protocol import keys
-    return keys
 
 
 def _hex(data, limit=8):
@@ -106,12 +103,8 @@ def nak_fields(nak):
     """A decoded NAK dict -> (reason, reason_name, field, value, lo, hi), the field as a name."""
     reason = nak.get("reason")
     field = nak.get("field")
-    if isinstance(field, int):
-        try:
-            from protocol.fields import FIELDS
-            field = FIELDS[field] if 0 < field < len(FIELDS) else None
-        except (ImportError, IndexError):
-            field = "field_%d" % field if field else None
+    if isinstance(field, int):          # decode_response gives names; an id is accepted too
+        field = field_name(field) if field else None
     return (reason, nak.get("reason_name") or reasons.name(reason), field or None,
             nak.get("value", 0), nak.get("lo", 0), nak.get("hi", 0))
 
@@ -155,6 +148,7 @@ class Programmer:
         self.session_id = None
         self.identity = None
         self.retried = 0            # frames resent, over this programmer's life (for tests, UIs)
+        self._link_failed = False   # the last exchange got no answer: close() does not wait again
         self._closed = False
 
     # -------------------------------------------------------------------- life cycle
@@ -177,10 +171,11 @@ class Programmer:
             return
         try:
             if self._session_key is not None:
-                try:
-                    self._authenticated(C.SESSION_CLOSE, {}, retries=0)
-                except ProgrammerError:
-                    pass        # the pump ends idle sessions by itself after 10 minutes
+                if not self._link_failed:
+                    try:
+                        self._authenticated(C.SESSION_CLOSE, {}, retries=0)
+                    except ProgrammerError:
+                        pass    # the pump ends idle sessions by itself after 10 minutes
                 self._session_key = None
         finally:
             self._closed = True
@@ -339,11 +334,13 @@ class Programmer:
         self._check_open()
         body = self._encode(cmd, fields)
         seq = self._next_seq()
-        self._spy("tx", "%s seq=%d %s" % (_command_name(cmd), seq, _describe_fields(fields)))
+        if self.spy is not None:        # formatting costs as much as the HMAC: only when asked
+            self._spy("tx", "%s seq=%d %s" % (_command_name(cmd), seq, _describe_fields(fields)))
         version, payload = self._exchange(seq, cmd, frame.encode(seq, cmd, body), self.retries)
         status, result = self._decode(cmd, payload)
-        self._spy("rx", "%s|RESPONSE seq=%d %s" % (_command_name(cmd), seq,
-                                                   self._describe_result(status, result)))
+        if self.spy is not None:
+            self._spy("rx", "%s|RESPONSE seq=%d %s" % (_command_name(cmd), seq,
+                                                       self._describe_result(status, result)))
         if status != reasons.OK:
             self._refuse(cmd, result)
         return result
@@ -358,8 +355,9 @@ class Programmer:
         counter = self._counter
         seq = self._next_seq()
         payload = session.wrap_request(key, frame.VERSION, seq, cmd, counter, body)
-        self._spy("tx", "%s seq=%d counter=%d %s" % (_command_name(cmd), seq, counter,
-                                                     _describe_fields(fields)))
+        if self.spy is not None:
+            self._spy("tx", "%s seq=%d counter=%d %s" % (_command_name(cmd), seq, counter,
+                                                         _describe_fields(fields)))
         version, answer = self._exchange(seq, cmd, frame.encode(seq, cmd, payload),
                                          self.retries if retries is None else retries)
         resp_cmd = (cmd | frame.RESPONSE) & 0xFF
@@ -369,8 +367,9 @@ class Programmer:
             if got_counter == counter and session.verify_response(
                     key, version, seq, resp_cmd, counter, resp_body, mac):
                 status, result = self._decode(cmd, resp_body)
-                self._spy("rx", "%s|RESPONSE seq=%d counter=%d mac ok %s" % (
-                    _command_name(cmd), seq, counter, self._describe_result(status, result)))
+                if self.spy is not None:
+                    self._spy("rx", "%s|RESPONSE seq=%d counter=%d mac ok %s" % (
+                        _command_name(cmd), seq, counter, self._describe_result(status, result)))
                 if status != reasons.OK:
                     self._refuse(cmd, result)
                 return result
@@ -432,7 +431,9 @@ class Programmer:
             self._write(data)
             got = self._await(seq, resp_cmd, time.monotonic() + self.timeout_s)
             if got is not None:
+                self._link_failed = False
                 return got
+        self._link_failed = True
         raise LinkFailure("no answer from the pump to %s after %d tries, %.1f s each%s"
                           % (_command_name(cmd), tries, self.timeout_s,
                              " (%s)" % self.url if self.url else ""))
@@ -440,6 +441,12 @@ class Programmer:
     def _await(self, seq, resp_cmd, deadline):
         # (version, payload) of the response, or None at the deadline or on a bad_crc NAK.
         while True:
+            # Wait first: just after a write the answer cannot be there yet, and an empty read
+            # of a serial port costs as much as a wait.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._wait(min(remaining, _POLL_S))
             for status, version, got_seq, got_cmd, payload in self._decoder.feed(self._read()):
                 if status != reasons.OK:
                     self._spy("rx", "a frame with a bad CRC (ignored)")
@@ -454,21 +461,19 @@ class Programmer:
                               % (_command_name(got_cmd), got_seq))
                     continue
                 return version, payload
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self._wait(min(remaining, _POLL_S))
 
     def _write(self, data):
         try:
             self.link.write(data)
         except LinkError as exc:
+            self._link_failed = True
             raise LinkFailure("the link failed while sending: %s" % exc) from None
 
     def _read(self):
         try:
             return self.link.read(4096)
         except LinkError as exc:
+            self._link_failed = True
             raise LinkFailure("the link failed while receiving: %s" % exc) from None
 
     def _wait(self, timeout_s):
@@ -479,4 +484,5 @@ class Programmer:
             else:
                 time.sleep(min(timeout_s, 0.005))
         except LinkError as exc:
+            self._link_failed = True
             raise LinkFailure("the link failed while waiting: %s" % exc) from None
