@@ -93,6 +93,19 @@ class SerialLink(Link):
             raise self._lost("reading", exc) from exc
 
     def _write_internal(self, data):
+        n = len(data)
+        try:
+            if self._raw_fd is not None:
+                # Straight to the tty (see __init__); pyserial only finishes a partial write.
+                try:
+                    sent = os.write(self._raw_fd, data)
+                except BlockingIOError:
+                    sent = 0
+                if sent == n:
+                    return n
+                data = data[sent:]
+        except OSError as exc:
+            raise self._lost("writing", exc) from exc
         try:
             self._port.write(data)
         except serial.SerialTimeoutException as exc:
@@ -100,7 +113,7 @@ class SerialLink(Link):
                             "is it still running?" % (self.url, self.write_timeout_s)) from exc
         except (serial.SerialException, OSError) as exc:
             raise self._lost("writing", exc) from exc
-        return len(data)
+        return n
 
     def wait(self, timeout_s):
         # Block until read() has bytes, or timeout_s passes; True if input is there.  The other

@@ -208,11 +208,26 @@ class _Layout:
         self.size = struct.calcsize(fmt)
         self.max_size = self.size
         self.keys = tuple(item[0] for item in items)
+        # Per item, what encode() needs without lookups: the int range, or an enum's
+        # name -> index table (every response of every frame goes through here).
+        plan = []
+        for key, fmt, kind, extra, default in items:
+            if kind == _INT:
+                extra = extra or _RANGES[fmt]
+            elif kind == _ENUM:
+                index = {}
+                for i in range(len(extra)):
+                    index[extra[i]] = i
+                extra = (extra, index)
+            plan.append((key, fmt, kind, extra, default))
+        self._plan = plan
 
     def encode(self, fields, what):
         values = []
-        for key, fmt, kind, extra, default in self.items:
-            v = fields.get(key, default) if fields else default
+        if not fields:
+            fields = {}
+        for key, fmt, kind, extra, default in self._plan:
+            v = fields.get(key, default)
             if v is None:
                 if kind == _BITS and fields and "alarm_bits" in fields:
                     v = fields["alarm_bits"]
@@ -221,10 +236,9 @@ class _Layout:
                                         "%s: %s is missing; give all of %s"
                                         % (what, key, ", ".join(self.keys)), key)
             if kind == _INT:
-                lo, hi = extra or _RANGES[fmt]
-                # _check_int inlined (every field of every frame): type() is int refuses bool.
-                if type(v) is not int or v < lo or v > hi:
-                    _check_int(what, key, v, lo, hi)
+                # _check_int inlined: type() is int refuses bool.
+                if type(v) is not int or v < extra[0] or v > extra[1]:
+                    _check_int(what, key, v, extra[0], extra[1])
                 values.append(v)
             elif kind == _BOOL:
                 if v is True or v is False or (_is_int(v) and 0 <= v <= 1):
@@ -241,7 +255,8 @@ class _Layout:
             elif kind == _VERSION:
                 values.extend(_version_parts(what, key, v))
             elif kind == _ENUM:
-                values.append(_index(what, key, v, extra))
+                i = extra[1].get(v) if isinstance(v, str) else None
+                values.append(i if i is not None else _index(what, key, v, extra[0]))
             elif kind == _BITS:
                 values.append(self._bits(what, key, v, extra))
             else:  # _ROLE

@@ -41,6 +41,9 @@ def add_parser(commands):
     serve.add_argument("--seed", type=int, metavar="N",
                        help="seed the pump's random numbers (session nonces become "
                             "predictable: for reproducible tests only)")
+    serve.add_argument("--baud", type=_baud, metavar="N",
+                       help="emulate a UART of N baud (8N1: N/10 bytes/s) on what the pump "
+                            "sends (300 to 4000000; default: as fast as the link)")
     serve.add_argument("--out", metavar="DIR", help="also write DIR/events.jsonl as it runs")
     return serve
 
@@ -53,6 +56,18 @@ def _speed(text):
         value = None
     if value is None or not 0.001 <= value <= 1e9:
         raise argparse.ArgumentTypeError("got %s, must be a number from 0.001 to 1e9" % text)
+    return value
+
+
+def _baud(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 300 <= value <= 4000000:
+        raise argparse.ArgumentTypeError("got %s, must be a whole number from 300 to 4000000"
+                                         % text)
     return value
 
 
@@ -94,6 +109,9 @@ def run(args, stdout, stderr):
         link = open_link(args.link)
     except (HalError, OSError) as exc:
         raise ServeError("--link %s: %s" % (args.link, exc)) from None
+    if args.baud:
+        from sim.links import RateLimited
+        link = RateLimited(link, args.baud / 10.0)
     files = None
     sink = None
     if args.out:
