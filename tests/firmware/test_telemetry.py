@@ -302,3 +302,21 @@ def test_limits_clock_alarm_volume_and_refill_round_trip(client, pump):
     tones = dict(pump.board.annunciator.counts)
     assert client.call(C.ALARM_TEST)[0] == 0
     assert pump.board.annunciator.counts[1] > tones[1] and pump.board.annunciator.counts[2] > tones[2]
+
+
+def test_a_halted_pump_refuses_therapy_commands_until_refilled(client, pump):
+    client.login()
+    client.call(C.REFILL, {"volume_nl": 1000000, "concentration_ug_per_ml": 2000,
+                           "bridge": False})
+    pump.board.reservoir.refill(1000000, 2000)
+    client.call(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 500, "confirm": False})
+    pump.sched.run_until(5 * MS_PER_DAY)
+    client.login()
+    status, info = client.call(C.INTERROGATE)
+    assert info["therapy"] == "reservoir_empty" and "reservoir_empty" in info["alarms"]
+    nak(client.call(C.CLINICIAN_BOLUS, {"dose_ug": 50, "duration_ms": 30 * MIN,
+                                        "confirm": False}), reasons.THERAPY_HALTED)
+    nak(client.call(C.CLEAR_ALARM), reasons.REFILL_FIRST)
+    assert client.call(C.REFILL, {"volume_nl": 20000000, "concentration_ug_per_ml": 2000,
+                                  "bridge": False})[0] == 0
+    assert client.call(C.INTERROGATE)[1]["therapy"] == "infusing"
