@@ -477,6 +477,13 @@ def _therapy(c, t, config, capacity_ul, default_alarm_nl):
     ) * 1000
 
 
+def flex_week(source, entries, label="flex"):
+    """[[flex]]-style entries ({days, steps} dicts) from any source (a scenario, a programmer's
+    flex file, the command line) -> 7 lists (Monday first) of [minute, ug_per_day].  Mistakes
+    raise ScenarioError naming source, label, key, value and what is allowed."""
+    return _flex(_Checker(source), label, label, entries)
+
+
 def _flex(c, table, label, entries):
     """[[therapy.flex]]-style list of {days, steps} -> 7 lists (Monday first) of [minute, ug].
 

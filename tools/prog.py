@@ -122,10 +122,8 @@ def load_flex(spec):
     or ["all"], steps = [["00:00", 190], ["06:00", 170]]), or inline steps for every day:
     "00:00=190,06:00=170"."""
     from sim import scenario as S
-    checker = S._Checker(spec)
     if os.path.isfile(spec):
-        entries = _read_flex_file(spec)
-        return S._flex(checker, "flex", "flex", entries)
+        return S.flex_week(spec, _read_flex_file(spec))
     if "=" not in spec:
         raise ProgUsage("program-flex %s: no such file, and not inline steps such as "
                         "00:00=190,06:00=170 (every day)" % spec)
@@ -138,7 +136,7 @@ def load_flex(spec):
             raise ProgUsage("program-flex %s: step %s: the rate after = must be a whole number "
                             "of ug/day" % (spec, part.strip())) from None
         steps.append([time_text.strip(), rate])
-    return S._flex(checker, "flex", "inline flex", [{"days": ["all"], "steps": steps}])
+    return S.flex_week(spec, [{"days": ["all"], "steps": steps}], label="inline flex")
 
 
 def _read_flex_file(path):

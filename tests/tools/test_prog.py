@@ -711,3 +711,17 @@ def test_end_to_end_serve_and_prog_processes(link):
             os.unlink(keys_path)           # serve wrote it to the temporary folder
     assert server.returncode == 0, err
     assert rest.startswith("stopped: ")
+
+
+def test_flex_schedules_from_a_file_or_inline(tmp_path):
+    from sim.errors import ScenarioError
+    from tools.prog import load_flex
+    path = tmp_path / "week.toml"
+    path.write_text('[[flex]]\ndays = ["mon", "tue", "wed", "thu", "fri"]\n'
+                    'steps = [["00:00", 190], ["06:00", 170]]\n'
+                    '[[flex]]\ndays = ["sat", "sun"]\nsteps = [["00:00", 150]]\n')
+    week = load_flex(str(path))
+    assert week[0] == [[0, 190], [360, 170]] and week[6] == [[0, 150]]
+    assert load_flex("00:00=190,06:00=170") == [[[0, 190], [360, 170]]] * 7
+    with pytest.raises(ScenarioError, match="the first step must start at"):
+        load_flex("01:00=190")
