@@ -155,7 +155,7 @@ class Telemetry:
             return C.encode_nak(reasons.BAD_MAC, None)
         self.auth_failures = 0
         self._role = role
-        self._key = session.session_key(key, pn, cn, role)
+        self._key = session.HmacKey(session.session_key(key, pn, cn, role))
         self._last_valid_ms = now
         self.pump.log.log(eventlog.AUTH, role, AUTH_OK)
         return C.encode_ack(C.SESSION_AUTH, {"proof": session.pump_proof(key, cn, pn, role)})

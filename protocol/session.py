@@ -70,7 +70,40 @@ def hmac_sha256(key, msg):
     return outer.digest()
 
 
-def compare(a, b):
+class HmacKey:
+    """A key prepared once for many HMACs (a session key: two per frame).  Where the hash
+    object can be copied (CPython) the padded key's hash states are kept and copied, which
+    halves the work; MicroPython's sha256 cannot be, so there it keeps the pads only.
+    Accepted wherever a MAC key is (wrap_*, verify_*)."""
+
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = _sha256(key).digest()
+        self._ipad, self._opad = _pads(bytes(key) + bytes(_BLOCK - len(key)))
+        self._inner = _sha256(self._ipad)
+        self._outer = _sha256(self._opad)
+        self._copy = hasattr(self._inner, "copy")
+
+    def digest(self, msg):
+        if self._copy:
+            inner = self._inner.copy()
+            inner.update(msg)
+            outer = self._outer.copy()
+        else:
+            inner = _sha256(self._ipad)
+            inner.update(msg)
+            outer = _sha256(self._opad)
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+def _hmac(key, msg):
+    if isinstance(key, HmacKey):
+        return key.digest(msg)
+    return hmac_sha256(key, msg)
+
+
+def _compare_loop(a, b):
     # Lengths are public (a MAC is always 8 bytes): only the contents must not leak timing.
     if len(a) != len(b):
         return False
@@ -78,6 +111,18 @@ def compare(a, b):
     for i in range(len(a)):
         diff |= a[i] ^ b[i]
     return diff == 0
+
+
+try:
+    from hmac import compare_digest as _compare_digest     # CPython: the same, in C
+except ImportError:                                        # MicroPython has no hmac module
+    _compare_digest = None
+
+
+def compare(a, b):
+    if _compare_digest is not None:
+        return _compare_digest(bytes(a), bytes(b))
+    return _compare_loop(a, b)
 
 
 def _check(pn, cn, role):
@@ -118,8 +163,7 @@ def _mac(direction, key, version, seq, cmd, counter, body):
                 raise ProtocolError(reasons.OUT_OF_RANGE,
                                     "%s %d is out of range; allowed: 0..%d" % (name, value, hi),
                                     name, value, 0, hi)
-    return hmac_sha256(key, direction + _pack(">BBBI", version, seq, cmd, counter)
-                       + body)[:MAC_SIZE]
+    return _hmac(key, direction + _pack(">BBBI", version, seq, cmd, counter) + body)[:MAC_SIZE]
 
 
 def wrap_request(key, version, seq, cmd, counter, body):

@@ -207,7 +207,7 @@ class Programmer:
         if not hmac.compare_digest(expected, bytes(answer["proof"])):
             raise LinkFailure("the pump's proof is wrong: it does not hold the %s key (an "
                               "impostor?); session not opened" % self.role)
-        self._session_key = session.session_key(self.key, pn, cn, role)
+        self._session_key = session.HmacKey(session.session_key(self.key, pn, cn, role))
         self.session_id = sid
         self._counter = 0
         return {"session_id": sid, "role": self.role}

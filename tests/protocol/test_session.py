@@ -199,3 +199,24 @@ def test_wrap_refuses_out_of_range(args, field):
     with pytest.raises(ProtocolError) as info:
         session.wrap_request(S, *(args + (b"",)))
     assert info.value.field == field
+
+
+def test_a_prepared_key_gives_the_same_macs_as_the_bytes():
+    import random
+    rng = random.Random(3)
+    for size in (0, 1, 32, 64, 65, 200):
+        key = bytes(rng.randrange(256) for _ in range(size))
+        prepared = session.HmacKey(key)
+        for n in (0, 5, 64, 300):
+            msg = bytes(rng.randrange(256) for _ in range(n))
+            assert prepared.digest(msg) == session.hmac_sha256(key, msg)
+            assert prepared.digest(msg) == prepared.digest(msg)      # no state carried over
+        body = b"\x01\x02"
+        assert session.wrap_request(prepared, 1, 2, 0x10, 7, body) == \
+            session.wrap_request(key, 1, 2, 0x10, 7, body)
+
+
+def test_the_micropython_compare_agrees_with_the_c_one():
+    for a, b in ((b"12345678", b"12345678"), (b"12345678", b"12345679"), (b"", b""),
+                 (b"1234", b"12345"), (bytearray(b"ab"), b"ab")):
+        assert session._compare_loop(a, b) == session.compare(a, b) == (bytes(a) == bytes(b))
