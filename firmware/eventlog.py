@@ -47,13 +47,17 @@ EVENTS = {
                                               "max_per_24h")),
     ALARM_VOLUME_SET: ("alarm_volume_set", ("low_reservoir_alarm_ul",)),
     FLEX_STEP: ("flex_step", ("ug_per_day",)),
-    AUTH: ("auth", ("role", "ok")),
+    AUTH: ("auth", ("role", "result")),
     COMMIT_FAILED: ("commit_failed", ()),
 }
 
 # Names of small enumerations carried in args.
 MODES = ("continuous", "flex")
 BOLUS_KINDS = ("clinician", "patient", "bridge")
+ROLES = ("", "clinician", "patient")
+# AUTH's "result" (firmware/telemetry.py): a failed proof, a session opened, authentication
+# locked after too many failures.
+AUTH_RESULTS = ("failed", "ok", "locked_out")
 # What a refused request asked for (REFUSED's "request" arg).
 REQUESTS = ("program", "start", "stop", "clinician_bolus", "patient_bolus", "refill",
             "clear_alarm", "set_patient_bolus", "set_low_reservoir_alarm", "set_limits",

@@ -28,7 +28,11 @@ def _decode_arg(event, name, value):
         return eventlog.BOLUS_KINDS[value] if 0 <= value < len(eventlog.BOLUS_KINDS) else value
     if name == "mode":
         return eventlog.MODES[value] if 0 <= value < len(eventlog.MODES) else value
-    if name in ("restored", "confirmed", "bridge", "completed", "ok"):
+    if name == "role":
+        return eventlog.ROLES[value] if 0 < value < len(eventlog.ROLES) else value
+    if name == "result" and event == "auth":
+        return eventlog.AUTH_RESULTS[value] if 0 <= value < len(eventlog.AUTH_RESULTS) else value
+    if name in ("restored", "confirmed", "bridge", "completed"):
         return bool(value)
     return value
 

@@ -224,6 +224,9 @@ def test_wrong_key_is_bad_mac_and_five_failures_lock_authentication(client, pump
         nak(client.login(key=bytes(32)), reasons.BAD_MAC)
     nak(client.login(), reasons.AUTH_LOCKED_OUT)            # even with the right key
     assert auth_events(pump) == [(CLINICIAN, 0)] * 5 + [(CLINICIAN, 2)]
+    from sim.events import decode
+    last = pump.persist.log_read(1, 10000)[-1]
+    assert decode(*last)["role"] == "clinician" and decode(*last)["result"] == "locked_out"
     pump.sched.run_until(pump.sched.now_ms() + AUTH_LOCKOUT_MS)
     assert client.login()[0] == 0
     assert auth_events(pump)[-1] == (CLINICIAN, 1)
