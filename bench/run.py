@@ -425,8 +425,8 @@ def fig_roundtrip_pty_vs_echo(quick):
     # Two processes each way, measured in turn (interleaved, best of each): `vpump serve` with a
     # programmer doing authenticated INTERROGATEs, and a plain pyserial echo on a pty.
     import links
-    seconds = 0.5 if quick else 1.0
-    reps = 2 if quick else 3
+    seconds = 0.5 if quick else 0.6
+    reps = 2 if quick else 5
     served, echoed = 0.0, 0.0
     for _ in range(reps):
         served = max(served, links.serve_interrogate_roundtrips_per_s(seconds))
