@@ -9,12 +9,16 @@ VPUMP := $(VENV)/bin/vpump
 # Rebuilt when pyproject.toml changes: the stamp lives inside the venv, so deleting the venv
 # (or pointing VENV elsewhere) reinstalls from scratch.
 STAMP := $(VENV)/.vpump-installed
+# MicroPython 1.27 for the tests (WebAssembly port, run under node): `npm ci` from package.json and
+# package-lock.json into node_modules/, again only when the lock changes or node_modules goes.
+NPM ?= npm
+NODE_STAMP := node_modules/.vpump-npm-ci
 
 .DEFAULT_GOAL := help
 .PHONY: help install venv demo test bench diagram clean
 
 help:
-	@echo "make install   create $(VENV) and install vpump with its test and bench extras"
+	@echo "make install   create $(VENV) and install vpump with its test, bench and board extras"
 	@echo "make demo      run the adult SCI continuous scenario for 180 days into out/demo"
 	@echo "make test      run the test suites"
 	@echo "make bench     run the benchmarks: bench/results.json and a table"
@@ -25,19 +29,27 @@ $(PY):
 	$(PYTHON3) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[test,bench]'
+	$(PIP) install -q -e '.[test,bench,board]'
 	@touch $@
 
 install venv: $(STAMP)
+
+# Without npm (no node) the MicroPython tests skip and say why; everything else still runs.
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+		$(NPM) ci --no-audit --no-fund && touch $@; \
+	else \
+		echo "make: $(NPM) not found: the MicroPython tests will be skipped (install nodejs and npm)"; \
+	fi
 
 demo: $(STAMP)
 	$(VPUMP) run scenarios/adult-sci-continuous.toml --days 180 --out out/demo
 
 # Every suite runs from pytest; later suites add their installs as prerequisites here.
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/run.py
 
 diagram: $(STAMP)

@@ -439,6 +439,121 @@ def fig_roundtrip_pty_vs_echo(quick):
              "serve %.0f/s, echo %.0f/s" % (seconds, reps, served, echoed))
 
 
+# --- MicroPython: the firmware under MicroPython 1.27's WebAssembly port (node) --------------
+#
+# tests/mp/mpsession.py runs a MicroPython session in a node process (`make bench` installs the
+# port with npm ci, as `make test` does).  Memory figures come from gc.mem_alloc() in a fresh
+# session.  The port collects only when control returns to the top level (it cannot scan the
+# wasm stack), so each step is one program that keeps what it built in a module (_keep) and
+# calls gc.collect(); the next program reads gc.mem_alloc() after that collection ran.
+
+MP_SCENARIO = "adult-sci-continuous"
+MP_DAYS = 30
+
+
+def _mp_session():
+    mp_dir = os.path.join(ROOT, "tests", "mp")
+    if mp_dir not in sys.path:
+        sys.path.insert(0, mp_dir)
+    import mpsession
+    problem = mpsession.skip_reason() or mpsession.missing_package()
+    if problem:
+        raise RuntimeError(problem)
+    session = mpsession.MicroPython(timeout_s=600)
+    session.write("/lib/_keep.py", "# holds objects from one program to the next\n")
+    return session
+
+
+def _mp_collect_and_measure(mp, code):
+    mp.run("import _keep\n" + code + "\nimport gc\ngc.collect()\n")
+    return int(mp.run("import gc\nprint(gc.mem_alloc())"))
+
+
+def _mp_scenario_json():
+    from sim import scenario
+    return json.dumps(scenario.load(scenario.find(MP_SCENARIO)), sort_keys=True)
+
+
+@figure("mp_ram_after_boot_bytes")
+def fig_mp_ram_after_boot(quick):
+    with _mp_session() as mp:
+        base = _mp_collect_and_measure(mp, "")
+        code = _mp_collect_and_measure(mp, "import hal.sim, firmware.pump")
+        board = _mp_collect_and_measure(mp, "from hal.sim import SimBoard\n_keep.board = SimBoard()")
+        booted = _mp_collect_and_measure(
+            mp, "from firmware.pump import Pump\n_keep.pump = Pump(_keep.board)\n_keep.pump.boot()")
+        nvm = int(mp.run("import _keep\nprint(_keep.board.storage.size)"))
+    return result(
+        booted, "bytes", goal=32768, better="lower",
+        note="gc.mem_alloc() under MicroPython 1.27 (wasm) after a Pump booted on the sim board "
+             "(factory defaults, empty storage) and gc.collect(): interpreter %d, + code of "
+             "firmware/protocol/hal modules (compiled from source) %d, + SimBoard %d (of which "
+             "%d are the simulated non-volatile storage, flash on a board), + Pump after boot %d"
+             % (base, code - base, board - code, nvm, booted - board))
+
+
+@figure("mp_heap_growth_30d_bytes")
+def fig_mp_heap_growth_30d(quick):
+    with _mp_session() as mp:
+        mp.write("/data/scenario.json", _mp_scenario_json())
+        mp.run("import _keep, json\nfrom sim.replay import Replay\n"
+               "_keep.r = Replay(json.load(open('/data/scenario.json')), days=%d)\n"
+               "_keep.r.start()" % MP_DAYS)
+        day1 = _mp_collect_and_measure(mp, "_keep.r.run_to(86400000)")
+        day30 = _mp_collect_and_measure(mp, "_keep.r.run_to(%d * 86400000)" % MP_DAYS)
+        entries = int(mp.run("import _keep\nprint(_keep.r.pump.log.next_seq - 1)"))
+    return result(
+        day30 - day1, "bytes", goal=1024, better="lower",
+        note="gc.mem_alloc() after gc.collect() at day %d minus at day 1 of %s replayed by "
+             "sim/replay.py under MicroPython 1.27 (wasm): %d bytes then %d; %d log entries"
+             % (MP_DAYS, MP_SCENARIO, day1, day30, entries))
+
+
+@figure("mp_vs_cpython_speed")
+def fig_mp_vs_cpython_speed(quick):
+    from sim.replay import Replay
+
+    text = _mp_scenario_json()
+    days = 10 if quick else MP_DAYS
+    reps = 2 if quick else 3
+    program = ("import json, time\nfrom sim.replay import Replay\n"
+               "config = json.load(open('/data/scenario.json'))\n"
+               "t0 = time.ticks_ms()\nReplay(config, days=%d).run()\n"
+               "print(time.ticks_diff(time.ticks_ms(), t0))" % days)
+    best_mp = best_cp = None
+    with _mp_session() as mp:
+        mp.write("/data/scenario.json", text)
+        mp.run(program)         # warm-up: imports compiled, heap grown
+        Replay(json.loads(text), days=days).run()
+        for _ in range(reps):
+            mp_s = int(mp.run(program)) / 1000.0
+            cp_s, _ = timed(lambda: Replay(json.loads(text), days=days).run())
+            best_mp = mp_s if best_mp is None else min(best_mp, mp_s)
+            best_cp = cp_s if best_cp is None else min(best_cp, cp_s)
+    return result(
+        round(best_mp / best_cp, 1), "x", goal=None, better="lower",
+        note="wall time of the same %d-day %s replay (sim/replay.py: SimBoard + Pump, every "
+             "stroke), MicroPython 1.27 wasm under node / CPython %s; best of %d interleaved: "
+             "MicroPython %.3f s, CPython %.3f s"
+             % (days, MP_SCENARIO, platform.python_version(), reps, best_mp, best_cp))
+
+
+@figure("mp_bundle_bytes")
+def fig_mp_bundle_bytes(quick):
+    # The .mpy files `vpump flash` puts on a board (main.py and board.json not counted).
+    import tempfile
+    from tools import flash
+    with tempfile.TemporaryDirectory(prefix="vpump-bench-bundle-") as out_dir:
+        manifest = flash.build(out_dir, "rp2")
+    mpys = [e for e in manifest["files"] if e["kind"] == "mpy"]
+    largest = sorted(mpys, key=lambda e: -e["bytes"])[:3]
+    return result(
+        manifest["mpy_bytes"], "bytes", goal=65536, better="lower",
+        note="total of the %d .mpy files of the rp2 bundle (`vpump flash`: %s, -O%d); largest "
+             "%s" % (len(mpys), manifest["mpy_cross"].split(";")[-1].strip(), manifest["opt"],
+                     ", ".join("%s %d" % (e["path"], e["bytes"]) for e in largest)))
+
+
 # --- results file and table ------------------------------------------------------------------
 
 

@@ -66,15 +66,28 @@ class Alarms:
         return True
 
     def silence(self, duration_ms):
-        # Silences every active non-critical alarm.  Returns how many were silenced.
+        # Silences every active non-critical alarm, in alarm-code order (dict order differs
+        # between CPython and MicroPython; the log must not).  Returns how many were silenced.
         now = self._sched.now_ms()
         n = 0
-        for alarm in self.active:
-            if not CRITICAL[alarm]:
-                self.active[alarm][1] = now + duration_ms
+        active = self.active
+        for alarm in range(len(NAMES)):
+            entry = active.get(alarm)
+            if entry is not None and not CRITICAL[alarm]:
+                entry[1] = now + duration_ms
                 self._log.log(eventlog.ALARM_SILENCED, alarm, duration_ms // 60000)
                 n += 1
         return n
+
+    def entries(self):
+        # [[alarm, raised_ms, silenced_until_ms], ...] in alarm-code order, for a snapshot.
+        out = []
+        active = self.active
+        for alarm in range(len(NAMES)):
+            entry = active.get(alarm)
+            if entry is not None:
+                out.append([alarm, entry[0], entry[1]])
+        return out
 
     def is_active(self, alarm):
         return alarm in self.active

@@ -6,49 +6,51 @@
 # error (a bug in the caller), never silence.
 
 from protocol import reasons
-from firmware.table import REGIONS, expand
+from firmware.table import REGIONS
 from firmware.errors import FirmwareError
 
 OK = reasons.OK
 
 
 class Machine:
+    # The rows are not copied or indexed: dispatch scans the table's own tuples (a region has a
+    # few dozen rows, and events come a few times a day), and guards and actions are looked up
+    # by name when they run.  On MicroPython that keeps the interpreter's RAM to a few hundred
+    # bytes instead of ~14 KB of per-(state, trigger) lists and bound methods.
+
     def __init__(self, context, regions=REGIONS):
         # context: the object whose methods the table's guards and actions name; it may define
         # on_state_change(region, source, dest, trigger), called after each state change.
         self.context = context
         self.region_names = []
         self.states = {}
-        self._rows = {}     # (region, state, trigger) -> list of (dest, guard fn, action fn or code)
-        self._regions_of = {}   # trigger -> regions that handle it, in order
+        self._regions = []      # (region, rows) in table order
         self._queue = []
         self._busy = False
         for region, states, initial, rows in regions:
             self.region_names.append(region)
             self.states[region] = initial
-            for source, trigger, dest, guard, action in expand(rows):
-                key = (region, source, trigger)
-                self._rows.setdefault(key, []).append(
-                    (dest, self._bind(guard), self._bind_action(action)))
-                handled = self._regions_of.setdefault(trigger, [])
-                if region not in handled:
-                    handled.append(region)
+            self._regions.append((region, rows))
+            for source, trigger, dest, guard, action in rows:
+                self._check_name(guard)
+                if action is not None and action[0] == "!":
+                    reasons.code(action[1:])        # KeyError now, not at the first refusal
+                else:
+                    self._check_name(action)
 
-    def _bind(self, name):
-        if name is None:
-            return None
-        try:
-            return getattr(self.context, name)
-        except AttributeError:
+    def _check_name(self, name):
+        if name is not None and not callable(getattr(self.context, name, None)):
             raise FirmwareError("state table names %r, which the pump does not define" % name)
 
-    def _bind_action(self, action):
-        if action is not None and action[0] == "!":
-            return reasons.code(action[1:])
-        return self._bind(action)
-
     def triggers(self):
-        return list(self._regions_of)
+        seen = []
+        for region, rows in self._regions:
+            for row in rows:
+                triggers = row[1] if isinstance(row[1], tuple) else (row[1],)
+                for t in triggers:
+                    if t not in seen:
+                        seen.append(t)
+        return seen
 
     def state(self, region="therapy"):
         return self.states[region]
@@ -81,36 +83,52 @@ class Machine:
                 self._busy = False
 
     def _handle(self, trigger, arg):
-        regions = self._regions_of.get(trigger)
-        if regions is None:
-            raise FirmwareError("unknown event %r; the table knows %s"
-                                % (trigger, ", ".join(sorted(self._regions_of))))
-        outcome = OK
-        for region in regions:
+        # Every region whose alphabet has the trigger, in table order; in a region the first
+        # row for (state, trigger) whose guard passes.
+        context = self.context
+        known = False
+        for region, rows in self._regions:
             source = self.states[region]
-            rows = self._rows.get((region, source, trigger))
-            if rows is None:
-                raise FirmwareError("no row for (%s, %s, %s): the table is not total"
-                                    % (region, source, trigger))
-            for dest, guard, action in rows:
-                if guard is not None and not guard(arg):
+            in_alphabet = False
+            candidates = 0
+            for row in rows:
+                t = row[1]
+                if t != trigger and not (isinstance(t, tuple) and trigger in t):
                     continue
+                in_alphabet = True
+                src = row[0]
+                if src != source and not (isinstance(src, tuple) and source in src):
+                    continue
+                candidates += 1
+                guard = row[3]
+                if guard is not None and not getattr(context, guard)(arg):
+                    continue
+                action = row[4]
                 if action is None:
                     result = None
-                elif isinstance(action, int):
-                    result = action
+                elif action[0] == "!":
+                    result = reasons.code(action[1:])
                 else:
-                    result = action(arg)
+                    result = getattr(context, action)(arg)
                 if result:
                     # Refused: nothing changed, and later regions do not see the event.
                     return result
+                dest = row[2]
                 if dest is not None and dest != source:
                     self.states[region] = dest
-                    hook = getattr(self.context, "on_state_change", None)
+                    hook = getattr(context, "on_state_change", None)
                     if hook is not None:
                         hook(region, source, dest, trigger)
                 break
             else:
-                raise FirmwareError("every guard failed for (%s, %s, %s): the table needs an "
-                                    "unguarded last row" % (region, source, trigger))
-        return outcome
+                if candidates:
+                    raise FirmwareError("every guard failed for (%s, %s, %s): the table needs an "
+                                        "unguarded last row" % (region, source, trigger))
+                if in_alphabet:
+                    raise FirmwareError("no row for (%s, %s, %s): the table is not total"
+                                        % (region, source, trigger))
+            known = known or in_alphabet
+        if not known:
+            raise FirmwareError("unknown event %r; the table knows %s"
+                                % (trigger, ", ".join(sorted(self.triggers()))))
+        return OK

@@ -186,7 +186,7 @@ class Pump:
             "eri_ms": self.eri_ms,
             "delivered_nl": self.delivered_nl(),
             "delivered_ng": self.delivered_ng(),
-            "alarms": [[a, v[0], v[1]] for a, v in self.alarms.active.items()],
+            "alarms": self.alarms.entries(),
             "bolus": None if bolus is None else bolus[:5],
         }
 
@@ -804,7 +804,7 @@ class Pump:
 
     def set_limits(self, new_limits):
         merged = dict(self.limits)
-        for key in new_limits:
+        for key in sorted(new_limits):      # sorted: the same refusal on every interpreter
             if key not in limits.LIMIT_KEYS:
                 return self._refuse("set_limits", (reasons.OUT_OF_RANGE, key, 0, 0, 0))
             merged[key] = new_limits[key]

@@ -10,6 +10,12 @@ from hal.errors import BackendNotFound
 # (clock, motor, battery, storage, annunciator, rng, and link where the backend has one).
 BACKENDS = {
     "sim": ("hal.sim", "SimBoard"),
+    # Bench I/O (host only): motor, battery, annunciator on a bench board's I/O server over a
+    # serial link; clock, storage, rng local.  SerialIOBoard(url=...), see hal/serial_io.py.
+    "serial": ("hal.serial_io", "SerialIOBoard"),
+    # A real MicroPython board (needs MicroPython's `machine`): MachineBoard(pin_map="rp2"),
+    # see hal/machine.py and docs/bench-testing.md.
+    "machine": ("hal.machine", "MachineBoard"),
 }
 
 # name -> (module, class) of a telemetry Link backend.  "serial" needs pyserial (host only):

@@ -85,8 +85,13 @@ class SerialLink(Link):
                     data = os.read(self._raw_fd, max_bytes)
                 except BlockingIOError:
                     return b""
-                if not data:        # not "nothing yet" (that raises): the other side hung up
-                    raise serial.SerialException("end of file: the other side closed the port")
+                if not data:
+                    # pyserial sets VMIN=0 VTIME=0, so an empty tty also reads as b"" (it does
+                    # not raise EAGAIN).  A hung-up one is readable as well; an empty one not.
+                    ready, _, _ = select.select([self._raw_fd], [], [], 0)
+                    if ready:
+                        raise serial.SerialException(
+                            "end of file: the other side closed the port")
                 return data
             return self._port.read(max_bytes)
         except (serial.SerialException, OSError) as exc:

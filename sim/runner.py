@@ -6,24 +6,20 @@ bolus), then replays the scenario's timeline, periodic refills and the patient's
 while the firmware's scheduler jumps from deadline to deadline.  Every firmware log entry and
 every action the simulator takes goes to the event sink in order; the board is sampled hourly
 for the time series.  Same scenario and seed: the same events, byte for byte.
+
+The replay itself is sim/replay.py (portable: the same code drives the firmware under
+MicroPython for tests/golden/); Run adds the host's event records, samples and summary.
 """
 
 import json
 import time
 
-from firmware import pump as pump_module
 from firmware.dosing import MS_PER_DAY
-from firmware.pump import Pump
-from hal.errors import PowerLost
-from hal.sim import SimBoard, SimRng
-from protocol import reasons
 from sim.events import decode, iso_ms
+from sim.replay import Replay
 
 MS_PER_HOUR = 3600000
 SAMPLE_MS = MS_PER_HOUR
-# Patients press the bolus button while awake (UNSOURCED: 08:00 to 22:00).
-_AWAKE_FROM_MIN = 8 * 60
-_AWAKE_MINUTES = 14 * 60
 
 TIMESERIES_COLUMNS = (
     "t_ms", "time", "day", "therapy", "reservoir_alarm", "battery_alarm", "basal_ug_per_day",
@@ -39,37 +35,24 @@ def _milli(value):
     return "%s%d.%03d" % (sign, whole, frac)
 
 
-class Run:
-    """One headless run.  sink(dict) receives every event; sample(dict) every hourly row."""
+class Run(Replay):
+    """One headless run.  sink(dict) receives every event; sample(dict) every hourly row.
+
+    The replay itself (setup, plan, actions, resets, the loop) is sim/replay.py's, the same code
+    that drives the firmware under MicroPython; this adds the host's records and summary."""
+
+    sample_ms = SAMPLE_MS
 
     def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None):
-        self.config = config
-        self.days = config["days"] if days is None else days
-        self.seed = config["seed"] if seed is None else seed
         self.sink = sink
         self.sample = sample
         self.progress = progress
-        self.model = dict(pump_module.MODEL)
-        self.model.update(config.get("model") or {})
-        m = self.model
-        self.board = SimBoard(
-            seed=self.seed, stroke_nl=m["stroke_nl"],
-            reservoir_capacity_nl=m["reservoir_capacity_nl"],
-            battery_capacity_nah=m["battery_capacity_nah"],
-            battery_quiescent_na=m["quiescent_na"], stroke_charge_nah=m["stroke_charge_nah"],
-        )
-        self.patient_rng = SimRng(self.seed ^ 0x5EED5EED)
-        self.start_wall_ms = config["start_wall_ms"]
-        self.end_ms = self.days * MS_PER_DAY
-        self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
-                       "patient_boluses": 0, "refused": 0}
         self.alarm_counts = {}
         self.refusals = {}          # "request: reason" -> {count, first, value, limit}
         self.programmed_ng = 0
         self._programmed_rate = 0      # ug/day the program currently asks for
         self._programmed_since = 0
-        self.pump = None
-        self._boot()
+        Replay.__init__(self, config, days, seed)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -119,124 +102,8 @@ class Run:
         halted_by_stop = not p.therapy_on or p.program is None
         self._programmed_rate = 0 if halted_by_stop else p.current_basal_ug_per_day
 
-    # -- pump lifecycle ---------------------------------------------------------------------
-
-    def _boot(self):
-        self.pump = Pump(self.board, self.model, wall_ms=self.start_wall_ms + self.board.clock.true_ms)
-        self.pump.log.listener = self._on_pump_event
-        restored = self.pump.boot()
-        self._track_programmed()
-        return restored
-
-    def _reboot(self, why):
-        self.counts["resets"] += 1
-        self._sim_event("reset", cause=why)
-        self.pump = None
-        self._boot()
-
-    def _setup(self):
-        c = self.config
-        p = self.pump
-        self._check("set_limits", p.set_limits(c.get("limits") or {}))
-        residual = self.board.reservoir.refill(c["fill_nl"], c["concentration_ug_per_ml"])
-        self._sim_event("fill", volume_nl=c["fill_nl"], residual_nl=residual)
-        self._check("refill", p.refill(c["fill_nl"], c["concentration_ug_per_ml"]))
-        self._check("set_low_reservoir_alarm", p.set_low_reservoir_alarm(c["low_reservoir_alarm_nl"]))
-        pb = c.get("patient_bolus")
-        if pb:
-            self._check("set_patient_bolus", p.set_patient_bolus(
-                pb["dose_ug"], pb["duration_ms"], pb["lockout_ms"], pb["max_per_24h"], c.get("confirm", False)))
-        if c["therapy"] is not None:        # None: a pump waiting for its programmer
-            self._program(c["therapy"], c.get("confirm", False))
-
-    def _program(self, therapy, confirm):
-        if therapy["mode"] == "continuous":
-            return self._check("program", self.pump.program_continuous(therapy["basal_ug_per_day"], confirm))
-        return self._check("program", self.pump.program_flex(therapy["steps"], confirm))
-
-    def _check(self, what, outcome):
-        if outcome != reasons.OK:
-            refusal = self.pump.refusal
-            fields = {"request": what, "reason": reasons.name(outcome)}
-            if refusal and refusal[1]:
-                fields.update(field=refusal[1], value=refusal[2], allowed_max=refusal[4])
-            self._sim_event("request_refused", **fields)
-        return outcome
-
-    # -- the action plan --------------------------------------------------------------------
-
-    def _plan(self):
-        """All actions of the run, sorted: (t_ms, order, action dict)."""
-        plan = []
-        order = 0
-        for action in self.config.get("timeline") or ():
-            if action["t_ms"] <= self.end_ms:
-                plan.append((action["t_ms"], order, action))
-                order += 1
-        refills = self.config.get("refills")
-        if refills:
-            t = refills["first_ms"]
-            while t <= self.end_ms:
-                plan.append((t, order, {"action": "refill", "volume_nl": refills["volume_nl"],
-                                        "concentration_ug_per_ml": refills["concentration_ug_per_ml"],
-                                        "bridge": refills["bridge"]}))
-                order += 1
-                t += refills["every_ms"]
-        mean = self.config.get("patient_requests_per_day") or 0
-        if mean and self.config.get("patient_bolus"):
-            rng = self.patient_rng
-            midnight_offset = self.start_wall_ms % MS_PER_DAY
-            for day in range(self.days + 1):
-                # Binomial(2 * mean, 1/2) presses a day, at uniform times while awake.
-                presses = 0
-                for _ in range(2 * mean):
-                    presses += rng.next_u32() & 1
-                for _ in range(presses):
-                    minute = _AWAKE_FROM_MIN + rng.next_u32() % _AWAKE_MINUTES
-                    t = day * MS_PER_DAY + minute * 60000 - midnight_offset
-                    if 0 <= t <= self.end_ms:
-                        plan.append((t, order, {"action": "patient_bolus"}))
-                        order += 1
-        plan.sort(key=lambda entry: (entry[0], entry[1]))
-        return plan
-
-    def _perform(self, action):
-        p = self.pump
-        kind = action["action"]
-        if kind == "patient_bolus":
-            self.counts["patient_requests"] += 1
-            self._sim_event("patient_press")
-            return self._check(kind, p.patient_bolus())
-        if kind == "refill":
-            residual = self.board.reservoir.refill(action["volume_nl"], action["concentration_ug_per_ml"])
-            self.counts["refills"] += 1
-            self._sim_event("refill", volume_nl=action["volume_nl"], residual_true_nl=residual,
-                            residual_estimate_nl=max(0, p.doser.reservoir_nl()))
-            return self._check(kind, p.refill(action["volume_nl"], action["concentration_ug_per_ml"],
-                                              action.get("bridge", False)))
-        self._sim_event("action", action=kind)
-        if kind == "program":
-            return self._program({"mode": "continuous", "basal_ug_per_day": action["basal_ug_per_day"]},
-                                 action.get("confirm", False))
-        if kind == "program_flex":
-            return self._program({"mode": "flex", "steps": action["steps"]}, action.get("confirm", False))
-        if kind == "clinician_bolus":
-            return self._check(kind, p.clinician_bolus(action["dose_ug"], action["duration_ms"],
-                                                       action.get("confirm", False)))
-        if kind == "set_patient_bolus":
-            return self._check(kind, p.set_patient_bolus(action["dose_ug"], action["duration_ms"],
-                                                         action["lockout_ms"], action["max_per_24h"],
-                                                         action.get("confirm", False)))
-        if kind == "set_low_reservoir_alarm":
-            return self._check(kind, p.set_low_reservoir_alarm(action["volume_nl"]))
-        if kind == "silence_alarms":
-            return self._check(kind, p.silence_alarms(action["silence_ms"]))
-        if kind in ("start", "stop", "clear_alarm"):
-            return self._check(kind, getattr(p, kind)())
-        if kind == "reset":
-            self._reboot("scheduled")
-            return reasons.OK
-        raise ValueError("unknown timeline action %r" % kind)
+    _on_booted = _track_programmed
+    _after_action = _track_programmed
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -266,47 +133,16 @@ class Run:
         }
         if self.sample is not None:
             self.sample(row)
-
-    def _guarded(self, fn, *args):
-        """Run fn; a simulated power loss reboots the pump from storage, as hardware would."""
-        try:
-            return fn(*args)
-        except PowerLost as exc:
-            self._reboot("power_lost: %s" % exc)
-            return None
+        if self.progress is not None:
+            self.progress(now, self.end_ms)
 
     def run(self):
         wall_start = time.perf_counter()
         self._sim_event("start", scenario=self.config["name"], days=self.days, seed=self.seed)
-        self._guarded(self._setup)
-        plan = self._plan()
-        index = 0
-        next_sample = 0
-        clock = self.board.clock
-        while True:
-            next_action = plan[index][0] if index < len(plan) else self.end_ms + 1
-            target = min(next_sample, next_action, self.end_ms)
-            self._guarded(self._advance, target)
-            if clock.true_ms < target:
-                continue        # a power loss stopped the advance early: resume it
-            if target == next_action:
-                self._guarded(self._perform, plan[index][2])
-                self._track_programmed()
-                index += 1
-                continue
-            if target == next_sample:
-                self._sample()
-                next_sample += SAMPLE_MS
-                if self.progress is not None:
-                    self.progress(target, self.end_ms)
-            if target >= self.end_ms and next_action > self.end_ms:
-                break
+        Replay.run(self)
         wall_s = time.perf_counter() - wall_start
         self._sim_event("end")
         return self.summary(wall_s)
-
-    def _advance(self, target):
-        self.pump.sched.run_until(target)
 
     def summary(self, wall_s):
         p = self.pump

@@ -72,6 +72,8 @@ def build_parser():
     serve_command.add_parser(commands)
     from tools import prog as prog_command
     prog_command.add_parser(commands)
+    from tools import flash as flash_command
+    flash_command.add_parser(commands)
 
     diagram = commands.add_parser(
         "diagram", help="regenerate docs/state-machine.md from the state table",
@@ -197,6 +199,11 @@ def _cmd_prog(args, stdout, stderr):
     return prog.run(args, stdout, stderr)
 
 
+def _cmd_flash(args, stdout, stderr):
+    from tools import flash
+    return flash.run(args, stdout, stderr)
+
+
 def _cmd_diagram(args, stdout, stderr):
     from tools import diagram
     argv = []
@@ -225,7 +232,7 @@ def main(argv=None, stdout=None, stderr=None):
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     handlers = {"run": _cmd_run, "diagram": _cmd_diagram, "serve": _cmd_serve,
-                "prog": _cmd_prog}
+                "prog": _cmd_prog, "flash": _cmd_flash}
     try:
         return handlers[args.command](args, stdout, stderr)
     except (SimError, UsageError) as exc:

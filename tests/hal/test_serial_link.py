@@ -78,3 +78,21 @@ def test_close_twice_then_use_is_an_error():
         link.read()
     with pytest.raises(HalError, match="SerialLink is closed"):
         link.wait(0)
+
+
+def test_an_empty_tty_reads_as_nothing_and_a_hang_up_as_a_link_error():
+    # pyserial sets VMIN=0: an empty tty reads b"" rather than raising EAGAIN, which must not be
+    # taken for the other side hanging up (read() never blocks: b"" when nothing came).
+    pump = PtyLink()
+    prog = SerialLink(pump.url)
+    try:
+        assert prog.read(10) == b""
+        pump.write(b"\xa5")
+        assert prog.wait(1.0) and prog.read(10) == b"\xa5"
+        assert prog.read(10) == b""
+        pump.close()
+        with pytest.raises(LinkError, match="end of file: the other side closed the port"):
+            prog.read(10)
+    finally:
+        prog.close()
+        pump.close()

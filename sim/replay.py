@@ -1,0 +1,279 @@
+# Scenario replay: the real firmware on the simulated board, driven through a scenario in
+# virtual time.  Portable: runs unchanged on CPython and MicroPython 1.27 (the one module of sim/
+# that does), so the same scenario drives the same firmware on both and tests/golden/ compares
+# their event traces byte for byte.  sim/runner.py builds `vpump run` on it (events.jsonl,
+# timeseries.csv, the summary); nothing here may import the rest of sim/ or anything host-only.
+#
+# The scenario is plain data in firmware units, as sim.scenario.load returns it (JSON on the way
+# to MicroPython, which has no TOML reader).  A replay builds a SimBoard and a Pump, sets the
+# pump up the way a clinician would at implant (limits, fill, alarm volume, patient bolus,
+# program), then replays the timeline, the periodic refills and the patient's button presses
+# while the firmware's scheduler jumps from deadline to deadline.  A simulated power loss (the
+# storage's cut_after_bytes) reboots the pump from storage, as hardware would.
+#
+#     r = Replay(config, days=30, on_log=fn)   # fn(seq, t_ms, code, args) per firmware log entry
+#     r.start()                                 # setup and plan (or r.run(): start, run_to end)
+#     r.run_to(t_ms)                            # may be called repeatedly, in order
+#
+# Same scenario and seed: the same log, byte for byte, on either interpreter.
+
+from firmware import pump as pump_module
+from firmware.dosing import MS_PER_DAY
+from firmware.pump import Pump
+from hal.errors import PowerLost
+from hal.sim import SimBoard, SimRng
+from protocol import reasons
+
+# Patients press the bolus button while awake (UNSOURCED: 08:00 to 22:00).
+_AWAKE_FROM_MIN = 8 * 60
+_AWAKE_MINUTES = 14 * 60
+_PATIENT_SEED_XOR = 0x5EED5EED
+
+
+def trace_line(seq, t_ms, code, args):
+    # One firmware log entry as a line of text: "seq t_ms code a,b,c,d" ("-" without args).
+    if args:
+        return "%d %d %d %s" % (seq, t_ms, code, ",".join([str(a) for a in args]))
+    return "%d %d %d -" % (seq, t_ms, code)
+
+
+def plan(config, days, end_ms, rng):
+    # Every action of a run, sorted: [(t_ms, order, action dict)].  rng draws the patient's
+    # presses (a SimRng seeded from the scenario's seed).
+    out = []
+    order = 0
+    for action in config.get("timeline") or ():
+        if action["t_ms"] <= end_ms:
+            out.append((action["t_ms"], order, action))
+            order += 1
+    refills = config.get("refills")
+    if refills:
+        t = refills["first_ms"]
+        while t <= end_ms:
+            out.append((t, order, {"action": "refill", "volume_nl": refills["volume_nl"],
+                                   "concentration_ug_per_ml": refills["concentration_ug_per_ml"],
+                                   "bridge": refills["bridge"]}))
+            order += 1
+            t += refills["every_ms"]
+    mean = config.get("patient_requests_per_day") or 0
+    if mean and config.get("patient_bolus"):
+        midnight_offset = config["start_wall_ms"] % MS_PER_DAY
+        for day in range(days + 1):
+            # Binomial(2 * mean, 1/2) presses a day, at uniform times while awake.
+            presses = 0
+            for _ in range(2 * mean):
+                presses += rng.next_u32() & 1
+            for _ in range(presses):
+                minute = _AWAKE_FROM_MIN + rng.next_u32() % _AWAKE_MINUTES
+                t = day * MS_PER_DAY + minute * 60000 - midnight_offset
+                if 0 <= t <= end_ms:
+                    out.append((t, order, {"action": "patient_bolus"}))
+                    order += 1
+    out.sort(key=_plan_key)
+    return out
+
+
+def _plan_key(entry):
+    return (entry[0], entry[1])
+
+
+class Replay:
+    # sample_ms: 0, or the period at which _sample() is called (sim/runner.py: hourly rows).
+    sample_ms = 0
+
+    def __init__(self, config, days=None, seed=None, on_log=None):
+        self.config = config
+        self.days = config["days"] if days is None else days
+        self.seed = config["seed"] if seed is None else seed
+        self.on_log = on_log
+        self.model = dict(pump_module.MODEL)
+        self.model.update(config.get("model") or {})
+        m = self.model
+        self.board = SimBoard(
+            seed=self.seed, stroke_nl=m["stroke_nl"],
+            reservoir_capacity_nl=m["reservoir_capacity_nl"],
+            battery_capacity_nah=m["battery_capacity_nah"],
+            battery_quiescent_na=m["quiescent_na"], stroke_charge_nah=m["stroke_charge_nah"],
+        )
+        self.patient_rng = SimRng(self.seed ^ _PATIENT_SEED_XOR)
+        self.start_wall_ms = config["start_wall_ms"]
+        self.end_ms = self.days * MS_PER_DAY
+        self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
+                       "patient_boluses": 0, "refused": 0}
+        self.pump = None
+        self.actions = None         # the plan, once start() made it
+        self._index = 0
+        self._next_sample = 0
+        self._boot()
+
+    # -- hooks (sim/runner.py overrides them) -----------------------------------------------
+
+    def _on_pump_event(self, seq, t_ms, code, args):
+        if self.on_log is not None:
+            self.on_log(seq, t_ms, code, args)
+
+    def _sim_event(self, name, **fields):
+        # What the simulator did (fill, refill, patient press, refused request, reset).
+        pass
+
+    def _after_action(self):
+        pass
+
+    def _sample(self):
+        pass
+
+    def _on_booted(self):
+        pass
+
+    # -- pump lifecycle ---------------------------------------------------------------------
+
+    def _boot(self):
+        self.pump = Pump(self.board, self.model,
+                         wall_ms=self.start_wall_ms + self.board.clock.true_ms)
+        self.pump.log.listener = self._on_pump_event
+        restored = self.pump.boot()
+        self._on_booted()
+        return restored
+
+    def _reboot(self, why):
+        self.counts["resets"] += 1
+        self._sim_event("reset", cause=why)
+        self.pump = None
+        self._boot()
+
+    def _setup(self):
+        c = self.config
+        p = self.pump
+        self._check("set_limits", p.set_limits(c.get("limits") or {}))
+        residual = self.board.reservoir.refill(c["fill_nl"], c["concentration_ug_per_ml"])
+        self._sim_event("fill", volume_nl=c["fill_nl"], residual_nl=residual)
+        self._check("refill", p.refill(c["fill_nl"], c["concentration_ug_per_ml"]))
+        self._check("set_low_reservoir_alarm",
+                    p.set_low_reservoir_alarm(c["low_reservoir_alarm_nl"]))
+        pb = c.get("patient_bolus")
+        if pb:
+            self._check("set_patient_bolus", p.set_patient_bolus(
+                pb["dose_ug"], pb["duration_ms"], pb["lockout_ms"], pb["max_per_24h"],
+                c.get("confirm", False)))
+        if c["therapy"] is not None:        # None: a pump waiting for its programmer
+            self._program(c["therapy"], c.get("confirm", False))
+
+    def _program(self, therapy, confirm):
+        if therapy["mode"] == "continuous":
+            return self._check("program", self.pump.program_continuous(
+                therapy["basal_ug_per_day"], confirm))
+        return self._check("program", self.pump.program_flex(therapy["steps"], confirm))
+
+    def _check(self, what, outcome):
+        if outcome != reasons.OK:
+            refusal = self.pump.refusal
+            if refusal and refusal[1]:
+                self._sim_event("request_refused", request=what, reason=reasons.name(outcome),
+                                field=refusal[1], value=refusal[2], allowed_max=refusal[4])
+            else:
+                self._sim_event("request_refused", request=what, reason=reasons.name(outcome))
+        return outcome
+
+    # -- the action plan --------------------------------------------------------------------
+
+    def _plan(self):
+        return plan(self.config, self.days, self.end_ms, self.patient_rng)
+
+    def _perform(self, action):
+        p = self.pump
+        kind = action["action"]
+        if kind == "patient_bolus":
+            self.counts["patient_requests"] += 1
+            self._sim_event("patient_press")
+            return self._check(kind, p.patient_bolus())
+        if kind == "refill":
+            residual = self.board.reservoir.refill(action["volume_nl"],
+                                                   action["concentration_ug_per_ml"])
+            self.counts["refills"] += 1
+            self._sim_event("refill", volume_nl=action["volume_nl"], residual_true_nl=residual,
+                            residual_estimate_nl=max(0, p.doser.reservoir_nl()))
+            return self._check(kind, p.refill(action["volume_nl"],
+                                              action["concentration_ug_per_ml"],
+                                              action.get("bridge", False)))
+        self._sim_event("action", action=kind)
+        if kind == "program":
+            return self._program({"mode": "continuous",
+                                  "basal_ug_per_day": action["basal_ug_per_day"]},
+                                 action.get("confirm", False))
+        if kind == "program_flex":
+            return self._program({"mode": "flex", "steps": action["steps"]},
+                                 action.get("confirm", False))
+        if kind == "clinician_bolus":
+            return self._check(kind, p.clinician_bolus(action["dose_ug"], action["duration_ms"],
+                                                       action.get("confirm", False)))
+        if kind == "set_patient_bolus":
+            return self._check(kind, p.set_patient_bolus(
+                action["dose_ug"], action["duration_ms"], action["lockout_ms"],
+                action["max_per_24h"], action.get("confirm", False)))
+        if kind == "set_low_reservoir_alarm":
+            return self._check(kind, p.set_low_reservoir_alarm(action["volume_nl"]))
+        if kind == "silence_alarms":
+            return self._check(kind, p.silence_alarms(action["silence_ms"]))
+        if kind in ("start", "stop", "clear_alarm"):
+            return self._check(kind, getattr(p, kind)())
+        if kind == "reset":
+            self._reboot("scheduled")
+            return reasons.OK
+        raise ValueError("unknown timeline action %r" % kind)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _guarded(self, fn, *args):
+        # Run fn; a simulated power loss reboots the pump from storage, as hardware would.
+        try:
+            return fn(*args)
+        except PowerLost as exc:
+            self._reboot("power_lost: %s" % exc)
+            return None
+
+    def _advance(self, target):
+        self.pump.sched.run_until(target)
+
+    def start(self):
+        # The clinician's setup at implant, then the plan of everything that follows.
+        self._guarded(self._setup)
+        self.actions = self._plan()
+        self._index = 0
+        self._next_sample = 0
+
+    def run_to(self, until_ms):
+        # Replay up to virtual time until_ms (at most the end): actions due at or before it
+        # are performed, in plan order, each after the firmware has run up to its time.
+        if self.actions is None:
+            self.start()
+        if until_ms > self.end_ms:
+            until_ms = self.end_ms
+        actions = self.actions
+        clock = self.board.clock
+        sampling = self.sample_ms > 0
+        while True:
+            index = self._index
+            next_action = actions[index][0] if index < len(actions) else self.end_ms + 1
+            next_sample = self._next_sample if sampling else until_ms + 1
+            target = until_ms
+            if next_sample < target:
+                target = next_sample
+            if next_action < target:
+                target = next_action
+            self._guarded(self._advance, target)
+            if clock.true_ms < target:
+                continue        # a power loss stopped the advance early: resume it
+            if target == next_action:
+                self._guarded(self._perform, actions[index][2])
+                self._after_action()
+                self._index = index + 1
+                continue
+            if target == next_sample:
+                self._sample()
+                self._next_sample = next_sample + self.sample_ms
+            if target >= until_ms and next_action > until_ms:
+                return
+
+    def run(self):
+        self.start()
+        self.run_to(self.end_ms)
