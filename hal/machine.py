@@ -151,6 +151,9 @@ class StepperMotor(Motor):
     def __init__(self, step, direction, enable, stall, steps, pulse_us, forward=1,
                  enable_active=0, stall_active=0):
         Motor.__init__(self)
+        if steps < 1 or pulse_us < 1:
+            raise HalError("steps_per_stroke %r, step_pulse_us %r: both must be >= 1"
+                           % (steps, pulse_us))
         self._step = step
         self._dir = direction
         self._enable = enable
@@ -250,6 +253,8 @@ class PwmAnnunciator(Annunciator):
     def __init__(self, pwm, clock, high_hz=2400, low_hz=1600, alternate_ms=250, single_hz=2400,
                  duty_u16=32768, queue=4):
         Annunciator.__init__(self)
+        if alternate_ms < 1:
+            raise HalError("tone_alternate_ms %r: must be >= 1" % (alternate_ms,))
         self._pwm = pwm
         self._clock = clock
         self.high_hz = high_hz

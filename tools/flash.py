@@ -308,16 +308,24 @@ def copy_commands(port, manifest, keys_path=None):
     return args
 
 
-def copy_to_board(port, out_dir, manifest, keys_path=None, mpremote=None, stdout=None):
-    cmd = mpremote or find_mpremote()
-    if cmd is None:
-        raise FlashFailure("mpremote is not installed: pip install mpremote (or install vpump "
-                           "with its board extra: pip install -e '.[board]'); the bundle is "
-                           "built in %s" % out_dir)
+def check_port(port):
     if port.startswith("/dev/") and not os.path.exists(port):
         raise FlashFailure("no board at %s: is it plugged in, with MicroPython on it? "
                            "(`mpremote devs` lists the serial ports; see ls /dev/ttyACM* "
                            "/dev/ttyUSB*)" % port)
+
+
+def need_mpremote():
+    cmd = find_mpremote()
+    if cmd is None:
+        raise FlashFailure("mpremote is not installed: pip install mpremote (or install vpump "
+                           "with its board extra: pip install -e '.[board]')")
+    return cmd
+
+
+def copy_to_board(port, out_dir, manifest, keys_path=None, mpremote=None):
+    cmd = mpremote or need_mpremote()
+    check_port(port)
     args = copy_commands(port, manifest, keys_path)
     try:
         proc = subprocess.run(cmd + args, cwd=out_dir, capture_output=True, text=True,
@@ -385,6 +393,10 @@ def run(args, stdout, stderr):
         else:
             out_dir = DEFAULT_OUT % args.board
     try:
+        if args.port:
+            check_port(args.port)       # before building: say it at once
+            if not args.bundle:
+                need_mpremote()         # the bundle would go to a temporary folder: say it now
         try:
             manifest = build(out_dir, args.board)
         except OSError as exc:

@@ -514,6 +514,38 @@ def check_main_refuses_telemetry_without_keys():
     app.close()
 
 
+def check_main_config_file():
+    import vpump_main
+    remove("none.json")
+    config = vpump_main.load_config(path("none.json"))      # missing: sys.platform's, or rp2
+    assert config["board"] == "rp2" and config["watchdog_ms"] == 0, config
+    for text, words in (('{"board": "pico"}', ("board", "pico", "esp32, rp2")),
+                        ('{"pinz": {}}', ("pinz", "known", "settings")),
+                        ('[1]', ("JSON object",)),
+                        ('{"board": ', ("not JSON",))):
+        _write("bad.json", text)
+        try:
+            vpump_main.load_config(path("bad.json"))
+            assert False, text
+        except ValueError as e:
+            for w in words:
+                assert w in str(e), (w, str(e))
+    # Unknown pins and settings are refused by the board, naming the known ones.
+    for kw in ({"pins": {"stepp": 1}}, {"stepps_per_stroke": 1}):
+        try:
+            fm.reset_state()
+            hm.time = fm.FakeTime(0)
+            hm.MachineBoard("rp2", urandom=FakeUrandom(), storage_path=path("x.dat"), **kw)
+            assert False, kw
+        except hm.HalError as e:
+            assert "unknown; known:" in str(e), str(e)
+    try:
+        hm.MachineBoard("pico")
+        assert False
+    except hm.HalError as e:
+        assert "'pico' unknown; known: esp32, rp2" in str(e), str(e)
+
+
 def check_main_survives_a_firmware_exception():
     app, t = _app()
     pump = app.pump

@@ -152,6 +152,13 @@ def test_mpremote_missing_exits_1(tmp_path, monkeypatch):
     assert os.path.exists(str(tmp_path / "manifest.json"))     # built all the same
 
 
+def test_mpremote_missing_without_bundle_exits_1_before_building(monkeypatch):
+    monkeypatch.setattr(flash, "find_mpremote", lambda: None)
+    monkeypatch.setattr(flash, "build", lambda *a, **k: pytest.fail("built for nothing"))
+    status, out, err = cli("flash", "--port", "/dev/null")
+    assert status == 1 and "mpremote is not installed" in err and out == ""
+
+
 def test_mpy_cross_missing_exits_1(tmp_path, monkeypatch):
     monkeypatch.setattr(flash, "find_mpy_cross", lambda: None)
     status, out, err = cli("flash", "--bundle", str(tmp_path))
