@@ -33,7 +33,12 @@ def _load(registry, kind, name):
         raise BackendNotFound(
             "%s %r unknown; known %ss: %s" % (kind, name, kind, ", ".join(sorted(registry)))
         )
-    module = __import__(module_name, None, None, [class_name])
+    try:
+        module = __import__(module_name, None, None, [class_name])
+    except ImportError as exc:
+        # Its optional dependency is missing here (pyserial on a board, `machine` on a host).
+        raise BackendNotFound("%s %r needs %s, which cannot be imported here (%s): install it, "
+                              "or pick another %s" % (kind, name, module_name, exc, kind))
     return getattr(module, class_name)
 
 

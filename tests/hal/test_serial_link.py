@@ -96,3 +96,10 @@ def test_an_empty_tty_reads_as_nothing_and_a_hang_up_as_a_link_error():
     finally:
         prog.close()
         pump.close()
+
+
+def test_a_backend_whose_dependency_is_missing_says_so():
+    import hal
+    with pytest.raises(BackendNotFound, match="HAL backend 'machine' needs hal.machine, which "
+                                              "cannot be imported here"):
+        hal.open_board("machine")
