@@ -20,6 +20,7 @@
 # errors become data: any exception from a part is answered with part_failed and its message
 # (the server on a bench board must keep answering), never raised out of poll().
 
+from hal.base import Part
 from protocol import bench_io as P
 from protocol import frame
 
@@ -34,8 +35,7 @@ _FRAME_OK = const(0)
 _TONE_KINDS = (1, 2)            # hal.base TONE_SINGLE, TONE_TWO
 
 
-class IOServer:
-    _closed = True
+class IOServer(Part):
 
     def __init__(self, link, motor=None, battery=None, annunciator=None, name="bench"):
         self.link = link
@@ -62,7 +62,7 @@ class IOServer:
         self.stalls = 0
         self.tones = 0
         self.errors = 0                 # responses with a status other than ok
-        self._closed = False
+        Part.__init__(self)
 
     # -- link -----------------------------------------------------------------------------
 
@@ -88,17 +88,9 @@ class IOServer:
                 if idle() is False:
                     return
 
-    def close(self):
-        if not self._closed:
-            self._closed = True
-            self.link.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+    def _close_internal(self):
+        # Part.close(): once, however often it is called; parts are context managers.
+        self.link.close()
 
     # -- requests -------------------------------------------------------------------------
 

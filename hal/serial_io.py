@@ -31,7 +31,7 @@ url is opened, so `import hal` (and this module) work without it.
 
 import time
 
-from hal.base import Annunciator, Battery, Motor, STROKE_OK, STROKE_STALL
+from hal.base import Annunciator, Battery, Motor, Part, STROKE_OK, STROKE_STALL
 from hal.errors import HalError, LinkError
 from hal.sim import SimRng, SimStorage, VirtualClock
 from protocol import bench_io as P
@@ -56,15 +56,13 @@ class BoardRefused(HalError):
         self.status = status
 
 
-class IOClient:
+class IOClient(Part):
     """Request/response with the bench I/O server over one link (hal.base Link with a
     non-blocking read(); wait(timeout_s) is used when the link has it).
 
     request(cmd, payload=b"") -> the response fields (protocol.bench_io.decode_response).
     Counters: requests (new ones), resends, stale (frames ignored: old SEQ, other CMD,
     damaged)."""
-
-    _closed = True
 
     def __init__(self, link, timeout_s=DEFAULT_TIMEOUT_S, retries=DEFAULT_RETRIES,
                  monotonic=time.monotonic):
@@ -85,19 +83,11 @@ class IOClient:
         self.requests = 0
         self.resends = 0
         self.stale = 0
-        self._closed = False
+        Part.__init__(self)
 
-    def close(self):
-        if not self._closed:
-            self._closed = True
-            self.link.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+    def _close_internal(self):
+        # Part.close(): once, however often it is called; parts are context managers.
+        self.link.close()
 
     def request(self, cmd, payload=b""):
         if self._closed:
