@@ -81,7 +81,7 @@ def _check_cumulative(name, values, min_len):
         raise ValueError("%s: must be a list of cumulative volumes in nL, got %s"
                          % (name, type(values).__name__))
     if len(values) < min_len:
-        raise ValueError("%s: %d samples: need at least %d (from 0 to %d sampling intervals)"
+        raise ValueError("%s: %d samples: must have at least %d (sample 0 and %d sampling intervals)"
                          % (name, len(values), min_len, min_len - 1))
     prev = None
     for i, v in enumerate(values):
@@ -222,8 +222,9 @@ def trumpet_curve(cumulative_nl, set_rate, interval_min=SAMPLE_INTERVAL_MIN, win
     def err(a, b):
         e = prog[b] - prog[a]
         if e <= 0:
-            raise ValueError("set_rate: nothing programmed between %r and %r min: the error "
-                             "in %% is undefined" % (a * interval_min, b * interval_min))
+            raise ValueError("set_rate: nothing programmed between %r and %r min: the programmed "
+                             "volume must increase within every window (the error in %% is "
+                             "relative to it)" % (a * interval_min, b * interval_min))
         return 100.0 * ((W[b] - W[a]) - e) / e
 
     windows = []

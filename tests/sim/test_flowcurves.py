@@ -145,7 +145,9 @@ def test_samples_from_events_step_function():
     (lambda: fc.startup_curve(constant(100, 240), 12000), "cumulative_nl"),
     (lambda: fc.trumpet_curve(constant(100), 12000, interval_min=0), "interval_min"),
     (lambda: fc.trumpet_curve(constant(100), 12000, interval_min=2), "interval_min"),
-    (lambda: fc.trumpet_curve(constant(100), 12000, interval_min=0.7), "windows_min"),
+    (lambda: fc.trumpet_curve(constant(100), 12000, interval_min=0.7), "start_min"),
+    (lambda: fc.trumpet_curve(constant(100), 12000, windows_min=(2.3,)), "windows_min"),
+    (lambda: fc.startup_curve(constant(100), 12000, duration_min=0), "duration_min"),
     (lambda: fc.startup_curve(constant(100), 12000, interval_min=-0.5), "interval_min"),
     (lambda: fc.trumpet_curve(constant(100), 0), "set_rate"),
     (lambda: fc.trumpet_curve(constant(100), [0] * N), "set_rate"),
@@ -165,7 +167,7 @@ def test_bad_input_raises_value_error_naming_field(call, field):
 
 
 def test_too_few_samples_message_gives_required_count():
-    with pytest.raises(ValueError, match=r"cumulative_nl: 200 samples: need at least 241"):
+    with pytest.raises(ValueError, match=r"cumulative_nl: 200 samples: must have at least 241"):
         fc.trumpet_curve(constant(100, 200), 12000)
     with pytest.raises(ValueError, match=r"interval_min = 0: must be a number of minutes > 0 and <= 1"):
         fc.startup_curve(constant(100), 12000, interval_min=0)
