@@ -9,6 +9,8 @@ except ImportError:
     def const(x):
         return x
 
+from firmware.errors import PersistError
+
 BOOT = const(1)
 STATE = const(2)
 PROGRAM = const(3)
@@ -90,7 +92,13 @@ class EventLog:
         self.next_seq = seq + 1
         t_ms = self._clock_fn()
         if self.journal is not None:
-            self.journal.log_append(seq, t_ms, code, args)
+            try:
+                self.journal.log_append(seq, t_ms, code, args)
+            except PersistError:
+                # Non-volatile memory failing must not stop the pump: the entry is still
+                # reported (listener) and the failure counted; the commit that fails raises
+                # the memory-fault alarm (pump._commit).
+                self.failed_writes += 1
         if self.listener is not None:
             self.listener(seq, t_ms, code, args)
         return seq

@@ -75,7 +75,12 @@ class SimMotor(Motor):
     # A peristaltic stroke moves stroke_nl from the reservoir towards the catheter.  A dry
     # reservoir moves nothing (and nothing tells the firmware).  Hooks for sim/:
     #   volume_fn(nominal_nl) -> nl   per-stroke volume model (bias, noise); None = nominal
-    #   stalled                       set True to stall (occlusion, magnetic field)
+    #   stalled                       set True to stall (torque limit, magnetic field)
+    #   occluded                      set True: strokes complete but move nothing (a blocked
+    #                                 catheter; the firmware is not told)
+    #   to_csf                        set False: what is moved leaves the pump but never reaches
+    #                                 the CSF (dislodged or leaking catheter)
+    # delivered_nl/_ng count what left the pump; csf_nl/_ng what reached the CSF.
     def __init__(self, reservoir, battery, stroke_nl=1000, stroke_charge_nah=0):
         Motor.__init__(self)
         self.reservoir = reservoir
@@ -84,10 +89,14 @@ class SimMotor(Motor):
         self.stroke_charge_nah = stroke_charge_nah
         self.volume_fn = None
         self.stalled = False
+        self.occluded = False
+        self.to_csf = True
         self.strokes = 0
         self.stalls = 0
         self.delivered_nl = 0
         self.delivered_ng = 0
+        self.csf_nl = 0
+        self.csf_ng = 0
 
     def _stroke_internal(self):
         self.battery.used_nah += self.stroke_charge_nah
@@ -95,13 +104,19 @@ class SimMotor(Motor):
             self.stalls += 1
             return STROKE_STALL
         self.strokes += 1
+        if self.occluded:
+            return STROKE_OK
         volume = self.stroke_nl if self.volume_fn is None else self.volume_fn(self.stroke_nl)
         reservoir = self.reservoir
         if volume > reservoir.volume_nl:
             volume = reservoir.volume_nl
         reservoir.volume_nl -= volume
+        ng = volume * reservoir.concentration_ug_per_ml // 1000
         self.delivered_nl += volume
-        self.delivered_ng += volume * reservoir.concentration_ug_per_ml // 1000
+        self.delivered_ng += ng
+        if self.to_csf:
+            self.csf_nl += volume
+            self.csf_ng += ng
         return STROKE_OK
 
 

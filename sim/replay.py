@@ -28,6 +28,18 @@ from protocol import reasons
 _AWAKE_FROM_MIN = 8 * 60
 _AWAKE_MINUTES = 14 * 60
 _PATIENT_SEED_XOR = 0x5EED5EED
+_MOTOR_SEED_XOR = 0xB1A5B1A5
+_PPM = 1000000
+
+# Faults a scenario's [[faults]] table may inject (docs/scenarios.md): what each does to the board.
+#   motor_stall    the motor stalls (torque limit, magnetic field): the firmware sees STROKE_STALL
+#   occlusion      the catheter is blocked: strokes complete, nothing moves, the firmware is not
+#                  told (no occlusion sensing found for the device class: CLINICAL.md)
+#   dislodgement   the catheter tip is out of the intrathecal space (or leaks): the drug leaves
+#                  the pump but never reaches the CSF; invisible to the firmware
+#   storage_fail   every write to non-volatile memory fails
+#   power_loss     the supply fails at that moment: the pump reboots from storage (no duration)
+FAULT_KINDS = ("motor_stall", "occlusion", "dislodgement", "storage_fail", "power_loss")
 
 
 def trace_line(seq, t_ms, code, args):
@@ -69,6 +81,16 @@ def plan(config, days, end_ms, rng):
                 if 0 <= t <= end_ms:
                     out.append((t, order, {"action": "patient_bolus"}))
                     order += 1
+    for number, fault in enumerate(config.get("faults") or ()):
+        if fault["t_ms"] <= end_ms:
+            out.append((fault["t_ms"], order, {"action": "fault_start", "kind": fault["kind"],
+                                               "fault": number + 1}))
+            order += 1
+            end = fault.get("end_ms")
+            if end is not None and end <= end_ms:
+                out.append((end, order, {"action": "fault_end", "kind": fault["kind"],
+                                         "fault": number + 1}))
+                order += 1
     out.sort(key=_plan_key)
     return out
 
@@ -100,11 +122,70 @@ class Replay:
         self.end_ms = self.days * MS_PER_DAY
         self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
                        "patient_boluses": 0, "refused": 0}
+        self._faults_on = {}        # kind -> how many of its faults are active
+        self._models(config.get("models"))
         self.pump = None
         self.actions = None         # the plan, once start() made it
         self._index = 0
         self._next_sample = 0
         self._boot()
+
+    # -- physical models and faults ----------------------------------------------------------
+
+    def _models(self, models):
+        # [models]: per-pump stroke-volume bias and per-stroke noise (uniform), both in ppm of
+        # the nominal stroke; the noise is drawn from its own SimRng seeded from the seed.
+        self._fill_error_ppm = 0
+        if not models:
+            return
+        self._fill_error_ppm = models.get("refill_error_ppm") or 0
+        self._bias_ppm = models.get("motor_bias_ppm") or 0
+        self._noise_ppm = models.get("motor_noise_ppm") or 0
+        if self._bias_ppm or self._noise_ppm:
+            self._motor_rng = SimRng(self.seed ^ _MOTOR_SEED_XOR)
+            self.board.motor.volume_fn = self._stroke_volume
+
+    def _stroke_volume(self, nominal_nl):
+        factor = _PPM + self._bias_ppm
+        noise = self._noise_ppm
+        if noise:
+            factor += self._motor_rng.next_u32() % (2 * noise + 1) - noise
+        if factor <= 0:
+            return 0
+        return nominal_nl * factor // _PPM
+
+    def _fill(self, volume_nl, concentration):
+        # The clinician fills volume_nl (what the firmware is told); [models] refill_error_ppm
+        # makes the true volume differ (under- or over-fill; over-filling spills at capacity).
+        if not self._fill_error_ppm:
+            return self.board.reservoir.refill(volume_nl, concentration)
+        true_nl = volume_nl * (_PPM + self._fill_error_ppm) // _PPM
+        residual = self.board.reservoir.refill(true_nl, concentration)
+        self._sim_event("fill_error", entered_nl=volume_nl,
+                        true_nl=self.board.reservoir.volume_nl)
+        return residual
+
+    def _fault(self, kind, on):
+        # Apply (on) or lift one fault; overlapping faults of one kind stay on until the last ends.
+        active = self._faults_on.get(kind, 0) + (1 if on else -1)
+        if active < 0:
+            active = 0
+        self._faults_on[kind] = active
+        b = self.board
+        if kind == "motor_stall":
+            b.motor.stalled = active > 0
+        elif kind == "occlusion":
+            b.motor.occluded = active > 0
+        elif kind == "dislodgement":
+            b.motor.to_csf = active == 0
+        elif kind == "storage_fail":
+            b.storage.fail_writes = active > 0
+        elif kind == "power_loss":
+            if on:
+                self._faults_on[kind] = 0
+                self._reboot("power_loss")
+        else:
+            raise ValueError("unknown fault kind %r" % kind)
 
     # -- hooks (sim/runner.py overrides them) -----------------------------------------------
 
@@ -145,7 +226,7 @@ class Replay:
         c = self.config
         p = self.pump
         self._check("set_limits", p.set_limits(c.get("limits") or {}))
-        residual = self.board.reservoir.refill(c["fill_nl"], c["concentration_ug_per_ml"])
+        residual = self._fill(c["fill_nl"], c["concentration_ug_per_ml"])
         self._sim_event("fill", volume_nl=c["fill_nl"], residual_nl=residual)
         self._check("refill", p.refill(c["fill_nl"], c["concentration_ug_per_ml"]))
         self._check("set_low_reservoir_alarm",
@@ -187,14 +268,17 @@ class Replay:
             self._sim_event("patient_press")
             return self._check(kind, p.patient_bolus())
         if kind == "refill":
-            residual = self.board.reservoir.refill(action["volume_nl"],
-                                                   action["concentration_ug_per_ml"])
+            residual = self._fill(action["volume_nl"], action["concentration_ug_per_ml"])
             self.counts["refills"] += 1
             self._sim_event("refill", volume_nl=action["volume_nl"], residual_true_nl=residual,
                             residual_estimate_nl=max(0, p.doser.reservoir_nl()))
             return self._check(kind, p.refill(action["volume_nl"],
                                               action["concentration_ug_per_ml"],
                                               action.get("bridge", False)))
+        if kind == "fault_start" or kind == "fault_end":
+            self._sim_event(kind, kind=action["kind"], fault=action["fault"])
+            self._fault(action["kind"], kind == "fault_start")
+            return reasons.OK
         self._sim_event("action", action=kind)
         if kind == "program":
             return self._program({"mode": "continuous",

@@ -24,7 +24,7 @@ SAMPLE_MS = MS_PER_HOUR
 TIMESERIES_COLUMNS = (
     "t_ms", "time", "day", "therapy", "reservoir_alarm", "battery_alarm", "basal_ug_per_day",
     "reservoir_estimate_ul", "reservoir_true_ul", "delivered_ug", "delivered_true_ug",
-    "programmed_ug", "battery_mv", "battery_remaining_pct", "alarms",
+    "programmed_ug", "battery_mv", "battery_remaining_pct", "alarms", "delivered_csf_ug",
 )
 
 
@@ -130,6 +130,7 @@ class Run(Replay):
             "battery_mv": status["battery_mv"],
             "battery_remaining_pct": _milli(status["battery_remaining_nah"] * 100000 // capacity),
             "alarms": "|".join(status["alarms"]),
+            "delivered_csf_ug": _milli(b.motor.csf_ng),
         }
         if self.sample is not None:
             self.sample(row)
@@ -164,6 +165,7 @@ class Run(Replay):
             "programmed_ug": programmed_ug,
             "delivered_ug": p.delivered_ng() // 1000,
             "delivered_true_ug": delivered_true_ug,
+            "delivered_to_csf_ug": b.motor.csf_ng // 1000,
             "delivered_vs_programmed_pct": round(100.0 * delivered_true_ug / programmed_ug, 2) if programmed_ug else None,
             "strokes": b.motor.strokes,
             "reservoir_estimate_ul": status["reservoir_nl"] // 1000,

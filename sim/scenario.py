@@ -22,6 +22,7 @@ import sys
 from firmware import limits as fw_limits
 from firmware.pump import MODEL
 from sim.errors import ScenarioError
+from sim.replay import FAULT_KINDS
 
 try:
     import tomllib
@@ -42,7 +43,8 @@ DEFAULT_TIMELINE_TIME = "09:00"
 DEFAULT_REFILL_TIME = "10:00"
 RESERVOIR_SIZES_ML = (20, 40)       # SynchroMed II 8637-20/-40, Prometra 20/40 mL (CLINICAL.md)
 
-TABLES = ("scenario", "pump", "drug", "therapy", "limits", "patient_bolus", "refills", "timeline")
+TABLES = ("scenario", "pump", "drug", "therapy", "limits", "patient_bolus", "refills", "timeline",
+          "models", "faults")
 REQUIRED_TABLES = ("scenario", "drug", "therapy")
 
 # What each timeline action takes besides day, time and action (required ones marked True).
@@ -60,6 +62,11 @@ ACTIONS = {
                           "max_per_24h": True, "confirm": False},
     "reset": {},
 }
+
+# [[faults]] kinds (sim/replay.py FAULT_KINDS; docs/scenarios.md) and the largest duration.
+MAX_FAULT_HOURS = MAX_DAYS * 24
+ACCURACY_CLASS_PPM = 145000         # flow accuracy within +-14.5 % (CLINICAL.md)
+_BIAS_SEED_XOR = 0x0B1A5EED
 
 # [pump] ranges (lo, hi, note): 0 in some would crash or hang a run, and huge values overflow the
 # event log's 32-bit fields.  Keys not listed allow 0 to 10**9.
@@ -328,7 +335,8 @@ def validate(raw, source="<scenario>"):
 
     {"name", "description", "days", "seed", "start_wall_ms", "model", "drug",
      "concentration_ug_per_ml", "fill_nl", "therapy", "confirm", "low_reservoir_alarm_nl",
-     "limits", "patient_bolus", "patient_requests_per_day", "refills", "timeline"}
+     "limits", "patient_bolus", "patient_requests_per_day", "refills", "timeline"}, plus
+    "models" and "faults" only when the file has those tables
     (docs/scenarios.md describes each).
     """
     c = _Checker(source)
@@ -363,7 +371,75 @@ def validate(raw, source="<scenario>"):
     _patient_bolus(c, raw.get("patient_bolus"), config)
     config["refills"] = _refills(c, raw.get("refills"), config, entry, capacity_ul)
     config["timeline"] = _timeline(c, raw.get("timeline", []), config, entry, capacity_ul)
+    if "models" in raw:
+        config["models"] = _models(c, c.table("models", raw["models"]), config)
+    if "faults" in raw:
+        config["faults"] = _faults(c, raw["faults"], config)
     return config
+
+
+def _pct_ppm(c, table, t, key, lo, hi, note=""):
+    """A percentage (whole or decimal) from lo to hi -> integer parts per million (0 if absent)."""
+    allowed = "must be a number of percent from %s to %s%s" % (lo, hi, note)
+    value, given = c.get(table, t, key, 0, allowed)
+    if not given:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+            or not lo <= value <= hi:
+        c.fail(table, key, value, allowed)
+    return int(round(value * 10000))
+
+
+def _models(c, t, config):
+    T = "models"
+    c.keys(T, t, ("motor_bias_pct", "motor_noise_pct", "refill_error_pct"))
+    if t.get("motor_bias_pct") == "random":
+        # One pump of the accuracy class: a bias drawn from the seed, uniform in +-14.5 %.
+        from hal.sim import SimRng
+        draw = SimRng(config["seed"] ^ _BIAS_SEED_XOR).next_u32()
+        bias = draw % (2 * ACCURACY_CLASS_PPM + 1) - ACCURACY_CLASS_PPM
+    else:
+        bias = _pct_ppm(c, T, t, "motor_bias_pct", -50, 50,
+                        ', or "random" (a seeded draw within the +-14.5 % accuracy class: '
+                        "CLINICAL.md)")
+    noise = _pct_ppm(c, T, t, "motor_noise_pct", 0, 50,
+                     " (each stroke varies uniformly within +-this)")
+    fill = _pct_ppm(c, T, t, "refill_error_pct", -50, 50,
+                    " (the true volume of every fill and refill vs what the clinician enters)")
+    return {"motor_bias_ppm": bias, "motor_noise_ppm": noise, "refill_error_ppm": fill}
+
+
+def _faults(c, value, config):
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        raise ScenarioError("%s: [faults] = %s: must be an array of tables ([[faults]] entries, "
+                            "each with day, time and kind)" % (c.source, toml_value(value)),
+                            source=c.source, table="faults", value=value)
+    out = []
+    for number, t in enumerate(value, 1):
+        T = "faults #%d" % number
+        c.keys(T, t, ("day", "time", "kind", "duration_hours"))
+        kind = c.choice(T, t, "kind", FAULT_KINDS)
+        day = c.int(T, t, "day", 0, MAX_DAYS, unit="of days after the start")
+        minutes = c.opt_time(T, t, "time", DEFAULT_TIMELINE_TIME)
+        t_ms = _moment(c, T, "day", day, minutes, config["start_wall_ms"], day)
+        end_ms = None
+        if "duration_hours" in t:
+            hours = t["duration_hours"]
+            if kind == "power_loss":
+                c.fail(T, "duration_hours", hours, "not a field of kind \"power_loss\" (the "
+                       "pump reboots at that moment); leave it out")
+            allowed = ("must be a number of hours above 0, at most %d (leave it out: the fault "
+                       "lasts to the end of the run)" % MAX_FAULT_HOURS)
+            if isinstance(hours, bool) or not isinstance(hours, (int, float)) \
+                    or hours != hours or not 0 < hours <= MAX_FAULT_HOURS:
+                c.fail(T, "duration_hours", hours, allowed)
+            duration_ms = int(round(hours * 3600000))
+            if duration_ms < 1:
+                c.fail(T, "duration_hours", hours, allowed)
+            end_ms = t_ms + duration_ms
+        out.append({"t_ms": t_ms, "end_ms": end_ms, "kind": kind})
+    out.sort(key=lambda item: item["t_ms"])       # stable: equal times keep file order
+    return out
 
 
 def _scenario(c, t, config):

@@ -735,7 +735,8 @@ def test_find_unknown_bare_name_hints_the_closest_and_lists_the_available():
     assert 'scenario "adult-sci": no such file, and no scenario of that name in scenarios/' \
         in message
     assert 'did you mean "adult-sci-continuous"?' in message
-    assert "available: adult-sci-continuous, child-cp-flex, late-refill-empty" in message
+    assert ("available: adult-sci-continuous, catheter-dislodgement, child-cp-flex, "
+            "late-refill-empty") in message
 
 
 def test_find_unknown_name_with_toml_suffix_still_hints():
@@ -794,7 +795,8 @@ def test_docs_name_every_table_action_pump_key_and_limit():
     from sim.runner import TIMESERIES_COLUMNS
 
     text = doc_text()
-    names = (["## [%s]" % t for t in scenario.TABLES if t != "timeline"] + ["## [[timeline]]"]
+    names = (["## [%s]" % t for t in scenario.TABLES if t not in ("timeline", "faults")]
+             + ["## [[timeline]]", "## [[faults]]"]
              + ["`%s`" % a for a in scenario.ACTIONS]
              + ["`%s`" % k for k in MODEL if k != "name"]
              + ["`%s`" % k for k in limits.LIMIT_KEYS]
