@@ -74,6 +74,8 @@ def build_parser():
     prog_command.add_parser(commands)
     from tools import flash as flash_command
     flash_command.add_parser(commands)
+    from tools import report as report_command
+    report_command.add_parser(commands)
 
     diagram = commands.add_parser(
         "diagram", help="regenerate docs/state-machine.md from the state table",
@@ -138,6 +140,11 @@ def _format_summary(summary, out_dir):
         "  dose       programmed %s, delivered %s%s (pump's own count %s)" % (
             ug(summary["programmed_ug"]), ug(summary["delivered_true_ug"]),
             " (%.2f %%)" % pct if pct is not None else "", ug(summary["delivered_ug"])),
+        "  to CSF     %s%s" % (
+            ug(summary["delivered_to_csf_ug"]),
+            "" if summary["delivered_to_csf_ug"] == summary["delivered_true_ug"] else
+            "  <- differs from what left the pump (%s): a catheter fault the pump cannot see"
+            % ug(summary["delivered_true_ug"])),
         "  strokes    {:,}".format(summary["strokes"]),
         "  refills    %d; patient boluses: %d given of %d presses; refused requests: %d" % (
             summary["refills"], summary["patient_boluses"], summary["patient_requests"],
@@ -204,6 +211,11 @@ def _cmd_flash(args, stdout, stderr):
     return flash.run(args, stdout, stderr)
 
 
+def _cmd_report(args, stdout, stderr):
+    from tools import report
+    return report.run(args, stdout, stderr)
+
+
 def _cmd_diagram(args, stdout, stderr):
     from tools import diagram
     argv = []
@@ -232,7 +244,7 @@ def main(argv=None, stdout=None, stderr=None):
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     handlers = {"run": _cmd_run, "diagram": _cmd_diagram, "serve": _cmd_serve,
-                "prog": _cmd_prog, "flash": _cmd_flash}
+                "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report}
     try:
         return handlers[args.command](args, stdout, stderr)
     except (SimError, UsageError) as exc:

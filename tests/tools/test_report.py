@@ -1,0 +1,208 @@
+"""`vpump report DIR` (tools/report.py): plots, a self-contained HTML page and report.json from a
+run's output folder; with --scenario the IEC 60601-2-24 start-up and trumpet curves.
+
+One 10-day run of the adult scenario and one report of it (with the curves) are shared by the
+module; the bad-input tests use tiny hand-made folders.
+"""
+
+import io
+import json
+import os
+import re
+import shutil
+import sys
+
+import pytest
+
+from tools import cli, report
+
+pytest.importorskip("matplotlib", reason="vpump report needs the report extra: pip install vpump[report]")
+
+ADULT = "adult-sci-continuous"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ALWAYS = ("reservoir", "dose", "battery", "timeline")
+CURVES = ("startup", "trumpet")
+
+
+def call(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("run") / "adult")
+    code, _, err = call("run", ADULT, "--days", "10", "--out", d, "--quiet")
+    assert code == 0, err
+    return d
+
+
+@pytest.fixture(scope="module")
+def reported(run_dir, tmp_path_factory):
+    """The report with curves, written to a separate --out folder."""
+    out = str(tmp_path_factory.mktemp("report"))
+    code, stdout, err = call("report", run_dir, "--scenario", ADULT, "--out", out)
+    assert code == 0, err
+    assert "report.html" in stdout
+    return out
+
+
+def test_pngs_are_valid(reported):
+    for name in ALWAYS + CURVES:
+        path = os.path.join(reported, name + ".png")
+        assert os.path.getsize(path) > 1000, name
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_MAGIC, name
+
+
+def test_html_is_self_contained_with_every_section(reported):
+    with open(os.path.join(reported, "report.html"), encoding="utf-8") as f:
+        page = f.read()
+    assert page.count("data:image/png;base64,") == len(ALWAYS + CURVES)
+    for title in ("Summary", "Reservoir: true vs estimated", "Delivered dose per day vs programmed",
+                  "Battery remaining", "Timeline of therapy states and alarms",
+                  "Start-up curve (IEC 60601-2-24)", "Trumpet curve (IEC 60601-2-24)"):
+        assert title in page, title
+    assert "not clinical advice" in page
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page, re.I)
+    assert not re.search(r"<(script|link)\b", page, re.I)
+    # every img is a data URI
+    assert all(src.startswith("data:image/png;base64,")
+               for src in re.findall(r'src="([^"]*)"', page))
+
+
+def test_report_json(reported, run_dir):
+    with open(os.path.join(reported, "report.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    assert set(data) >= {"educational", "source", "summary", "daily", "figures", "flow_curves"}
+    s = data["summary"]
+    assert s["scenario"] == ADULT and s["days"] == 10
+    for key in ("refills", "boluses", "alarms_raised", "alarms_cleared", "refusals",
+                "low_reservoir_alarm_ul"):
+        assert key in s
+    assert s["low_reservoir_alarm_ul"] == 2000
+    assert s["boluses"].get("patient", 0) > 0
+    assert data["daily"]["day"] == list(range(10))
+    # 400 ug/day basal plus 25 ug patient boluses, all delivered by the ideal pump
+    for delivered, programmed in zip(data["daily"]["delivered_true_ug"], data["daily"]["programmed_ug"]):
+        assert programmed >= 400 and abs(delivered - programmed) <= 10
+    assert set(data["figures"]) == set(ALWAYS + CURVES)
+    # the run folder itself is untouched by --out
+    assert not os.path.exists(os.path.join(run_dir, "report.html"))
+
+
+def test_trumpet_curve_is_sane_for_the_ideal_pump(reported):
+    with open(os.path.join(reported, "report.json"), encoding="utf-8") as f:
+        curves = json.load(f)["flow_curves"]
+    st, tr = curves["startup"], curves["trumpet"]
+    assert len(st["t_min"]) == 240 and st["t_min"][0] == 0.5 and st["t_min"][-1] == 120
+    assert [w["window_min"] for w in tr["windows"]] == [2, 5, 11, 19, 31]
+    # Quantised 1 uL strokes: the second hour's error is within one stroke of what was programmed.
+    one_stroke_pct = 100.0 * 1.0 / (tr["mean_flow_ul_per_h"] or 1.0)
+    assert abs(tr["mean_error_pct"]) <= one_stroke_pct + 1e-6
+    for w in tr["windows"]:
+        assert w["min_error_pct"] <= tr["mean_error_pct"] + 1e-9 <= w["max_error_pct"] + 2e-9
+        assert w["min_error_pct"] >= -100.0
+    # the trumpet narrows: the longest window spreads less than the shortest
+    spread = [w["max_error_pct"] - w["min_error_pct"] for w in tr["windows"]]
+    assert spread[-1] < spread[0]
+    assert curves["strokes"] > 0
+
+
+def test_without_scenario_no_curves(run_dir):
+    code, _, err = call("report", run_dir)
+    assert code == 0, err
+    with open(os.path.join(run_dir, "report.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    assert data["flow_curves"] is None
+    assert set(data["figures"]) == set(ALWAYS)
+    assert not os.path.exists(os.path.join(run_dir, "trumpet.png"))
+
+
+def _copy_run(run_dir, tmp_path):
+    d = str(tmp_path / "copy")
+    os.makedirs(d)
+    for name in ("events.jsonl", "timeseries.csv"):
+        shutil.copy(os.path.join(run_dir, name), d)
+    return d
+
+
+def test_missing_folder(tmp_path):
+    missing = str(tmp_path / "nope")
+    code, _, err = call("report", missing)
+    assert code == 2
+    assert missing in err and "no such folder" in err
+
+
+def test_empty_folder_names_the_file(tmp_path):
+    code, _, err = call("report", str(tmp_path))
+    assert code == 2
+    assert "events.jsonl: missing" in err
+
+
+@pytest.mark.parametrize("name, content, expect", [
+    ("events.jsonl", "", "events.jsonl: empty"),
+    ("events.jsonl", '{"t_ms": 1, "event": "start"}\nnot json\n', "events.jsonl: line 2 is not valid JSON"),
+    ("events.jsonl", '[1, 2]\n', "events.jsonl: line 1: must be a JSON object"),
+    ("timeseries.csv", "", "timeseries.csv: empty"),
+    ("timeseries.csv", "t_ms,time\n1,x\n", "timeseries.csv: header lacks column(s)"),
+])
+def test_corrupt_files(run_dir, tmp_path, name, content, expect):
+    d = _copy_run(run_dir, tmp_path)
+    with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+        f.write(content)
+    code, _, err = call("report", d)
+    assert code == 2
+    assert expect in err
+    assert "Traceback" not in err
+
+
+def test_header_only_and_bad_number(run_dir, tmp_path):
+    d = _copy_run(run_dir, tmp_path)
+    path = os.path.join(d, "timeseries.csv")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(lines[0] + "\n")
+    code, _, err = call("report", d)
+    assert code == 2 and "timeseries.csv: no data rows" in err
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(lines[0] + "\n" + lines[1].replace(lines[1].split(",")[0], "abc", 1) + "\n")
+    code, _, err = call("report", d)
+    assert code == 2 and "t_ms = 'abc' is not a number" in err
+
+
+def test_unknown_scenario(run_dir):
+    code, _, err = call("report", run_dir, "--scenario", "no-such-scenario")
+    assert code == 2
+    assert "--scenario no-such-scenario" in err
+
+
+def test_matplotlib_missing(run_dir, monkeypatch):
+    for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, _, err = call("report", run_dir)
+    assert code == 1
+    assert "pip install vpump[report]" in err
+
+
+def test_no_flow_programmed_reports_why(tmp_path):
+    # Basal 0 and no presses in the first hours: the trumpet curve has no yardstick.
+    from sim import scenario
+    with open(scenario.find(ADULT), encoding="utf-8") as f:
+        text = f.read()
+    assert "basal_ug_per_day = 400" in text
+    toml = tmp_path / "zero.toml"
+    toml.write_text(text.replace("basal_ug_per_day = 400", "basal_ug_per_day = 0")
+                    .replace("requests_per_day = 2", "requests_per_day = 0"), encoding="utf-8")
+    d = str(tmp_path / "run")
+    assert call("run", str(toml), "--days", "1", "--out", d, "--quiet")[0] == 0
+    code, _, err = call("report", d, "--scenario", str(toml))
+    assert code == 0
+    assert "no flow curves" in err and "nothing programmed" in err
+    with open(os.path.join(d, "report.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    assert data["flow_curves"] is None and "nothing programmed" in data["flow_curves_error"]
+    assert not os.path.exists(os.path.join(d, "trumpet.png"))
