@@ -16,6 +16,7 @@ import time
 
 from firmware.dosing import MS_PER_DAY
 from sim.events import decode, iso_ms
+from sim.patient import EDUCATIONAL_LABEL, PatientModel
 from sim.replay import Replay
 
 MS_PER_HOUR = 3600000
@@ -25,6 +26,7 @@ TIMESERIES_COLUMNS = (
     "t_ms", "time", "day", "therapy", "reservoir_alarm", "battery_alarm", "basal_ug_per_day",
     "reservoir_estimate_ul", "reservoir_true_ul", "delivered_ug", "delivered_true_ug",
     "programmed_ug", "battery_mv", "battery_remaining_pct", "alarms", "delivered_csf_ug",
+    "csf_ng_per_ml", "tone_score", "overdose", "withdrawal_risk",
 )
 
 
@@ -52,6 +54,13 @@ class Run(Replay):
         self.programmed_ng = 0
         self._programmed_rate = 0      # ug/day the program currently asks for
         self._programmed_since = 0
+        # The educational patient model (sim/patient.py), fed hourly with the dose that really
+        # reached the CSF; its flags are counted in hours for the summary.
+        self.patient = PatientModel()
+        self._patient_csf_ng = 0
+        self._patient_t_ms = 0
+        self.patient_hours = {"overdose": 0, "withdrawal_risk": 0}
+        self._patient_state = self.patient.sample()
         Replay.__init__(self, config, days, seed)
 
     # -- events ---------------------------------------------------------------------------
@@ -107,6 +116,22 @@ class Run(Replay):
 
     # -- the loop ---------------------------------------------------------------------------
 
+    def _patient_row(self, now, csf_ng):
+        dt_ms = now - self._patient_t_ms
+        if dt_ms > 0:
+            state = self.patient.step(dt_ms, (csf_ng - self._patient_csf_ng) / 1000.0)
+            for flag in self.patient_hours:
+                if state[flag]:
+                    self.patient_hours[flag] += 1
+            self._patient_state = state
+        self._patient_t_ms = now
+        self._patient_csf_ng = csf_ng
+        state = self._patient_state
+        return {"csf_ng_per_ml": "%.1f" % state["csf_ng_per_ml"],
+                "tone_score": "%.2f" % state["tone_score"],
+                "overdose": int(state["overdose"]),
+                "withdrawal_risk": int(state["withdrawal_risk"])}
+
     def _sample(self):
         p = self.pump
         b = self.board
@@ -132,6 +157,7 @@ class Run(Replay):
             "alarms": "|".join(status["alarms"]),
             "delivered_csf_ug": _milli(b.motor.csf_ng),
         }
+        row.update(self._patient_row(now, b.motor.csf_ng))
         if self.sample is not None:
             self.sample(row)
         if self.progress is not None:
@@ -166,6 +192,11 @@ class Run(Replay):
             "delivered_ug": p.delivered_ng() // 1000,
             "delivered_true_ug": delivered_true_ug,
             "delivered_to_csf_ug": b.motor.csf_ng // 1000,
+            "patient": {"model": EDUCATIONAL_LABEL,
+                        "csf_ng_per_ml": round(self._patient_state["csf_ng_per_ml"], 1),
+                        "tone_score": round(self._patient_state["tone_score"], 2),
+                        "overdose_hours": self.patient_hours["overdose"],
+                        "withdrawal_risk_hours": self.patient_hours["withdrawal_risk"]},
             "delivered_vs_programmed_pct": round(100.0 * delivered_true_ug / programmed_ug, 2) if programmed_ug else None,
             "strokes": b.motor.strokes,
             "reservoir_estimate_ul": status["reservoir_nl"] // 1000,

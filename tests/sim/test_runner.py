@@ -118,3 +118,18 @@ def test_a_program_over_the_hard_limit_is_refused_and_changes_nothing(tmp_path):
     assert summary["final_state"]["therapy"] == "idle"
     refused = [e for e in events_of(tmp_path / "events.jsonl") if e["event"] == "request_refused"]
     assert refused[0]["field"] == "daily_dose_ug" and refused[0]["allowed_max"] == 2000
+
+
+def test_the_patient_model_follows_the_dose_that_reaches_the_csf(tmp_path):
+    steady = run_scenario(config(days=5, patient_requests_per_day=0))
+    assert steady["patient"]["withdrawal_risk_hours"] == 0
+    assert steady["patient"]["overdose_hours"] == 0
+    assert 500 < steady["patient"]["csf_ng_per_ml"] < 700        # 450 ug/day at 30 mL/h
+    # 1 mL of 2000 ug/mL at 450 ug/day runs out on day 4: the model flags withdrawal after.
+    empty = run_scenario(config(days=6, fill_nl=1000000, patient_requests_per_day=0),
+                         out_dir=str(tmp_path))
+    assert empty["final_state"]["therapy"] == "reservoir_empty"
+    assert empty["patient"]["withdrawal_risk_hours"] > 0
+    with open(tmp_path / "timeseries.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[-1]["withdrawal_risk"] == "1" and float(rows[-1]["csf_ng_per_ml"]) < 100

@@ -20,7 +20,7 @@ pytest.importorskip("matplotlib", reason="vpump report needs the report extra: p
 
 ADULT = "adult-sci-continuous"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ALWAYS = ("reservoir", "dose", "battery", "timeline")
+ALWAYS = ("reservoir", "dose", "patient", "battery", "timeline")   # patient: runs have its columns
 CURVES = ("startup", "trumpet")
 
 
