@@ -310,6 +310,57 @@ def fig_year_speedup(quick):
              % (days, strokes, reps, best))
 
 
+def _sci_with_models():
+    # The SCI scenario with every physical model on (the patient model always runs).
+    from sim import scenario
+    path = scenario.find("adult-sci-continuous")
+    with open(path, "rb") as f:
+        raw = scenario.tomllib.loads(f.read().decode("utf-8"))
+    raw["models"] = {"motor_bias_pct": "random", "motor_noise_pct": 2, "refill_error_pct": -3}
+    return scenario.validate(raw, source=path)
+
+
+@figure("year_speedup_with_models")
+def fig_year_speedup_with_models(quick):
+    import tempfile
+
+    config = _sci_with_models()
+    days = 60 if quick else 365
+    reps = 2 if quick else 3
+    best = None
+    with tempfile.TemporaryDirectory(prefix="vpump-bench-") as out_dir:
+        for _ in range(reps):
+            elapsed, strokes = timed(lambda: run_year(config, days, out_dir))
+            best = elapsed if best is None else min(best, elapsed)
+    return result(
+        float("%.3g" % (days * 86400.0 / best)), "x real time", goal=5e6, better="higher",
+        note="as year_speedup, with [models] motor_bias_pct = \"random\", motor_noise_pct = 2, "
+             "refill_error_pct = -3 and the hourly patient model; %d days, %d strokes; best "
+             "of %d: %.3f s wall" % (days, strokes, reps, best))
+
+
+@figure("report_seconds")
+def fig_report_seconds(quick):
+    import io
+    import tempfile
+    from sim.runner import run_scenario
+    from tools.cli import main as vpump
+
+    config = _sci_with_models()
+    days = 60 if quick else 365
+    with tempfile.TemporaryDirectory(prefix="vpump-bench-") as out_dir:
+        run_scenario(config, days=days, out_dir=out_dir)
+        out, err = io.StringIO(), io.StringIO()
+        elapsed, status = timed(lambda: vpump(["report", out_dir, "--scenario",
+                                               "adult-sci-continuous"], out, err))
+        if status != 0:
+            raise RuntimeError("vpump report failed: %s" % err.getvalue().strip())
+    return result(
+        round(elapsed, 2), "s", goal=None, better="lower",
+        note="`vpump report DIR --scenario adult-sci-continuous` on a %d-day run with models: "
+             "plots, HTML, report.json and the flow curves' 3-hour replay" % days)
+
+
 # --- telemetry codec -------------------------------------------------------------------------
 #
 # One frame at a time, the way a link delivers them: build a frame, then decode it.  Ours is
