@@ -288,12 +288,9 @@ def run_year(config, days, out_dir):
     return run_scenario(config, days=days, out_dir=out_dir)["strokes"]
 
 
-@figure("year_speedup")
-def fig_year_speedup(quick):
+def _best_year_seconds(config, quick):
+    # (days, strokes, best wall seconds) of `vpump run` in-process with outputs written.
     import tempfile
-    from sim import scenario
-
-    config = scenario.load(scenario.find("adult-sci-continuous"))
     days = 60 if quick else 365
     reps = 2 if quick else 3
     best = None
@@ -301,9 +298,17 @@ def fig_year_speedup(quick):
         for _ in range(reps):
             elapsed, strokes = timed(lambda: run_year(config, days, out_dir))
             best = elapsed if best is None else min(best, elapsed)
-    speedup = days * 86400.0 / best
+    return days, strokes, reps, best
+
+
+@figure("year_speedup")
+def fig_year_speedup(quick):
+    from sim import scenario
+
+    config = scenario.load(scenario.find("adult-sci-continuous"))
+    days, strokes, reps, best = _best_year_seconds(config, quick)
     return result(
-        float("%.3g" % speedup), "x real time", goal=1e7, better="higher",
+        float("%.3g" % (days * 86400.0 / best)), "x real time", goal=1e7, better="higher",
         note="simulated seconds per wall second: `vpump run adult-sci-continuous --days %d` "
              "in-process (scenario loaded beforehand), every stroke simulated (%d strokes), "
              "events.jsonl and timeseries.csv written; best of %d: %.3f s wall"
@@ -322,16 +327,7 @@ def _sci_with_models():
 
 @figure("year_speedup_with_models")
 def fig_year_speedup_with_models(quick):
-    import tempfile
-
-    config = _sci_with_models()
-    days = 60 if quick else 365
-    reps = 2 if quick else 3
-    best = None
-    with tempfile.TemporaryDirectory(prefix="vpump-bench-") as out_dir:
-        for _ in range(reps):
-            elapsed, strokes = timed(lambda: run_year(config, days, out_dir))
-            best = elapsed if best is None else min(best, elapsed)
+    days, strokes, reps, best = _best_year_seconds(_sci_with_models(), quick)
     return result(
         float("%.3g" % (days * 86400.0 / best)), "x real time", goal=5e6, better="higher",
         note="as year_speedup, with [models] motor_bias_pct = \"random\", motor_noise_pct = 2, "

@@ -4,7 +4,7 @@ Reads DIR/events.jsonl and DIR/timeseries.csv (written by `vpump run SCENARIO --
 in docs/scenarios.md) and writes, into DIR or --out:
 
     reservoir.png, dose.png, battery.png, timeline.png    always
-    patient.png                                           when the run has the patient columns
+    patient.png                                           always (the educational patient model)
     startup.png, trumpet.png                              with --scenario NAME (IEC 60601-2-24)
     report.html                                           every image embedded as a data URI
     report.json                                           the summary, daily doses, curve figures
@@ -29,9 +29,8 @@ CURVE_HOURS = 3
 MS_PER_DAY = 86400000
 _NUMERIC = ("t_ms", "basal_ug_per_day", "reservoir_estimate_ul", "reservoir_true_ul",
             "delivered_ug", "delivered_true_ug", "programmed_ug", "battery_mv",
-            "battery_remaining_pct", "delivered_csf_ug")
-
-_PATIENT = ("csf_ng_per_ml", "tone_score", "overdose", "withdrawal_risk")
+            "battery_remaining_pct", "delivered_csf_ug", "csf_ng_per_ml", "tone_score",
+            "overdose", "withdrawal_risk")
 
 
 class ReportInputError(Exception):
@@ -103,13 +102,6 @@ def load_timeseries(path):
                 except ValueError:
                     raise ReportInputError("%s: line %d: %s = %r is not a number"
                                            % (path, n, c, row[c])) from None
-            for c in _PATIENT:          # runs before the patient model lack these columns
-                if c in row:
-                    try:
-                        row[c] = float(row[c])
-                    except ValueError:
-                        raise ReportInputError("%s: line %d: %s = %r is not a number"
-                                               % (path, n, c, row[c])) from None
             rows.append(row)
     if not rows:
         raise ReportInputError("%s: no data rows (only a header)" % path)
@@ -296,27 +288,26 @@ def plot_all(events, rows, summary, daily, curves, out_dir, plt):
     ax.legend(loc="best", fontsize=8)
     save(fig, "dose.png")
 
-    if all(c in rows[0] for c in _PATIENT):
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        ax.plot(x, [r["csf_ng_per_ml"] for r in rows], color="tab:blue", label="CSF baclofen")
-        ax.set_xlabel("day")
-        ax.set_ylabel("CSF (ng/mL)")
-        top = max([r["csf_ng_per_ml"] for r in rows] + [1.0])
-        for flag, color, label in (("overdose", "tab:red", "overdose flag"),
-                                   ("withdrawal_risk", "tab:orange", "withdrawal risk flag")):
-            flagged = [xi for xi, r in zip(x, rows) if r[flag]]
-            if flagged:
-                ax.plot(flagged, [top * 1.05] * len(flagged), "|", color=color, label=label)
-        tone = ax.twinx()
-        tone.plot(x, [r["tone_score"] for r in rows], color="tab:green", lw=1,
-                  label="tone score")
-        tone.set_ylim(0, 4)
-        tone.set_ylabel("tone score (0-4)")
-        ax.set_title("Patient model: CSF concentration and muscle tone (educational)")
-        lines, labels = ax.get_legend_handles_labels()
-        more, more_labels = tone.get_legend_handles_labels()
-        ax.legend(lines + more, labels + more_labels, loc="best", fontsize=8)
-        save(fig, "patient.png")
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(x, [r["csf_ng_per_ml"] for r in rows], color="tab:blue", label="CSF baclofen")
+    ax.set_xlabel("day")
+    ax.set_ylabel("CSF (ng/mL)")
+    top = max([r["csf_ng_per_ml"] for r in rows] + [1.0])
+    for flag, color, label in (("overdose", "tab:red", "overdose flag"),
+                               ("withdrawal_risk", "tab:orange", "withdrawal risk flag")):
+        flagged = [xi for xi, r in zip(x, rows) if r[flag]]
+        if flagged:
+            ax.plot(flagged, [top * 1.05] * len(flagged), "|", color=color, label=label)
+    tone = ax.twinx()
+    tone.plot(x, [r["tone_score"] for r in rows], color="tab:green", lw=1,
+              label="tone score")
+    tone.set_ylim(0, 4)
+    tone.set_ylabel("tone score (0-4)")
+    ax.set_title("Patient model: CSF concentration and muscle tone (educational)")
+    lines, labels = ax.get_legend_handles_labels()
+    more, more_labels = tone.get_legend_handles_labels()
+    ax.legend(lines + more, labels + more_labels, loc="best", fontsize=8)
+    save(fig, "patient.png")
 
     fig, ax = plt.subplots(figsize=(9, 3.0))
     ax.plot(x, [r["battery_remaining_pct"] for r in rows], color="tab:purple")
