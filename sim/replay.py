@@ -39,7 +39,17 @@ _PPM = 1000000
 #                  the pump but never reaches the CSF; invisible to the firmware
 #   storage_fail   every write to non-volatile memory fails
 #   power_loss     the supply fails at that moment: the pump reboots from storage (no duration)
+# Each kind has a Replay method _fault_<kind>(active, phase, fault): active is how many faults of
+# the kind are on after this phase ("start", "end", or "recovered" at end_ms + recover_ms when
+# the fault has recover_ms); fault is the scenario's entry (its options included).
 FAULT_KINDS = ("motor_stall", "occlusion", "dislodgement", "storage_fail", "power_loss")
+
+# A [[faults]] entry with rate_per_year happens at random (seeded): each hour of its window is a
+# Bernoulli draw with p = rate / 8760, so at most one occurrence starts in any hour.
+_FAULT_SEED_XOR = 0xFA017FA0
+_HOURS_PER_YEAR = 8760
+_FAULT_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
+_MS_PER_HOUR = 3600000
 
 
 def trace_line(seq, t_ms, code, args):
@@ -81,17 +91,57 @@ def plan(config, days, end_ms, rng):
                 if 0 <= t <= end_ms:
                     out.append((t, order, {"action": "patient_bolus"}))
                     order += 1
-    for number, fault in enumerate(config.get("faults") or ()):
-        if fault["t_ms"] <= end_ms:
-            out.append((fault["t_ms"], order, {"action": "fault_start", "kind": fault["kind"],
-                                               "fault": number + 1}))
+    fault_rng = None
+    for fault in config.get("faults") or ():
+        if "rate_milli_per_year" in fault:
+            if fault_rng is None:
+                fault_rng = SimRng(config["seed"] ^ _FAULT_SEED_XOR)
+            starts = random_fault_starts(fault, end_ms, fault_rng)
+        else:
+            starts = (fault["t_ms"],)
+        for occurrence, t in enumerate(starts, 1):
+            if t > end_ms:
+                continue
+            tag = {"kind": fault["kind"], "fault": fault["number"], "occurrence": occurrence}
+            out.append((t, order, _fault_action("fault_start", tag, fault)))
             order += 1
-            end = fault.get("end_ms")
-            if end is not None and end <= end_ms:
-                out.append((end, order, {"action": "fault_end", "kind": fault["kind"],
-                                         "fault": number + 1}))
+            duration = fault.get("duration_ms")
+            if duration is None:
+                continue
+            if duration <= end_ms - t:
+                out.append((t + duration, order, _fault_action("fault_end", tag, fault)))
+                order += 1
+            recover = fault.get("recover_ms")
+            if recover is not None and duration + recover <= end_ms - t:
+                out.append((t + duration + recover, order,
+                            _fault_action("fault_recovered", tag, fault)))
                 order += 1
     out.sort(key=_plan_key)
+    return out
+
+
+def _fault_action(action, tag, fault):
+    a = {"action": action, "spec": fault}
+    a.update(tag)
+    return a
+
+
+def random_fault_starts(fault, end_ms, rng):
+    # The start times of a random fault: one Bernoulli draw per hour of its window (from_ms to
+    # to_ms, or the end of the run), then a uniform moment within that hour.  Integers only, so
+    # both interpreters draw the same faults.
+    threshold = fault["rate_milli_per_year"] * 4294967296 // (_HOURS_PER_YEAR * 1000)
+    last = fault.get("to_ms")
+    if last is None or last > end_ms:
+        last = end_ms
+    out = []
+    t = fault.get("from_ms") or 0
+    while t <= last:
+        hit = rng.next_u32() < threshold
+        at = t + rng.next_u32() % _MS_PER_HOUR
+        if hit and at <= last:
+            out.append(at)
+        t += _MS_PER_HOUR
     return out
 
 
@@ -165,27 +215,35 @@ class Replay:
                         true_nl=self.board.reservoir.volume_nl)
         return residual
 
-    def _fault(self, kind, on):
-        # Apply (on) or lift one fault; overlapping faults of one kind stay on until the last ends.
-        active = self._faults_on.get(kind, 0) + (1 if on else -1)
-        if active < 0:
-            active = 0
+    def _fault(self, phase, kind, fault):
+        # Apply a fault's phase; overlapping faults of one kind stay on until the last ends.
+        active = self._faults_on.get(kind, 0)
+        if phase == "start":
+            active += 1
+        elif phase == "end" and active > 0:
+            active -= 1
         self._faults_on[kind] = active
-        b = self.board
-        if kind == "motor_stall":
-            b.motor.stalled = active > 0
-        elif kind == "occlusion":
-            b.motor.occluded = active > 0
-        elif kind == "dislodgement":
-            b.motor.to_csf = active == 0
-        elif kind == "storage_fail":
-            b.storage.fail_writes = active > 0
-        elif kind == "power_loss":
-            if on:
-                self._faults_on[kind] = 0
-                self._reboot("power_loss")
-        else:
+        handler = getattr(self, "_fault_" + kind, None)
+        if handler is None:
             raise ValueError("unknown fault kind %r" % kind)
+        handler(active, phase, fault)
+
+    def _fault_motor_stall(self, active, phase, fault):
+        self.board.motor.stalled = active > 0
+
+    def _fault_occlusion(self, active, phase, fault):
+        self.board.motor.occluded = active > 0
+
+    def _fault_dislodgement(self, active, phase, fault):
+        self.board.motor.to_csf = active == 0
+
+    def _fault_storage_fail(self, active, phase, fault):
+        self.board.storage.fail_writes = active > 0
+
+    def _fault_power_loss(self, active, phase, fault):
+        self._faults_on["power_loss"] = 0
+        if phase == "start":
+            self._reboot("power_loss")
 
     # -- hooks (sim/runner.py overrides them) -----------------------------------------------
 
@@ -275,9 +333,13 @@ class Replay:
             return self._check(kind, p.refill(action["volume_nl"],
                                               action["concentration_ug_per_ml"],
                                               action.get("bridge", False)))
-        if kind == "fault_start" or kind == "fault_end":
-            self._sim_event(kind, kind=action["kind"], fault=action["fault"])
-            self._fault(action["kind"], kind == "fault_start")
+        if kind in _FAULT_PHASES:
+            if action["occurrence"] > 1 or "rate_milli_per_year" in action["spec"]:
+                self._sim_event(kind, kind=action["kind"], fault=action["fault"],
+                                occurrence=action["occurrence"])
+            else:
+                self._sim_event(kind, kind=action["kind"], fault=action["fault"])
+            self._fault(_FAULT_PHASES[kind], action["kind"], action["spec"])
             return reasons.OK
         self._sim_event("action", action=kind)
         if kind == "program":

@@ -409,6 +409,27 @@ def _models(c, t, config):
     return {"motor_bias_ppm": bias, "motor_noise_ppm": noise, "refill_error_ppm": fill}
 
 
+# What a [[faults]] entry may carry beside day/time (or rate_per_year/from_day/to_day), kind and
+# duration_hours, per kind: key -> parser(c, T, t, key) returning the config fields it sets.
+FAULT_OPTIONS = {
+    "motor_stall": {}, "occlusion": {}, "dislodgement": {}, "storage_fail": {}, "power_loss": {},
+}
+# Kinds that happen at one instant: no duration_hours.
+INSTANT_FAULTS = ("power_loss",)
+MAX_FAULT_RATE_PER_YEAR = 8760      # one an hour: random faults are drawn hour by hour
+
+
+def _hours_ms(c, T, t, key, allowed, lo_exclusive=True):
+    hours = t[key]
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours != hours \
+            or not (0 < hours if lo_exclusive else 0 <= hours) or hours > MAX_FAULT_HOURS:
+        c.fail(T, key, hours, allowed)
+    ms = int(round(hours * 3600000))
+    if lo_exclusive and ms < 1:
+        c.fail(T, key, hours, allowed)
+    return ms
+
+
 def _faults(c, value, config):
     if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
         raise ScenarioError("%s: [faults] = %s: must be an array of tables ([[faults]] entries, "
@@ -417,28 +438,51 @@ def _faults(c, value, config):
     out = []
     for number, t in enumerate(value, 1):
         T = "faults #%d" % number
-        c.keys(T, t, ("day", "time", "kind", "duration_hours"))
         kind = c.choice(T, t, "kind", FAULT_KINDS)
-        day = c.int(T, t, "day", 0, MAX_DAYS, unit="of days after the start")
-        minutes = c.opt_time(T, t, "time", DEFAULT_TIMELINE_TIME)
-        t_ms = _moment(c, T, "day", day, minutes, config["start_wall_ms"], day)
-        end_ms = None
+        options = FAULT_OPTIONS.get(kind, {})
+        c.keys(T, t, ("day", "time", "rate_per_year", "from_day", "to_day", "kind",
+                      "duration_hours") + tuple(options))
+        entry = {"kind": kind, "number": number}
+        if "rate_per_year" in t:
+            for key in ("day", "time"):
+                if key in t:
+                    c.fail(T, key, t[key], "not a field of a random fault (rate_per_year); use "
+                           "from_day and to_day for its window, or drop rate_per_year")
+            rate = t["rate_per_year"]
+            allowed = ("must be a number of faults per year above 0, at most %d (drawn hour by "
+                       "hour, seeded)" % MAX_FAULT_RATE_PER_YEAR)
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate != rate \
+                    or not 0 < rate <= MAX_FAULT_RATE_PER_YEAR:
+                c.fail(T, "rate_per_year", rate, allowed)
+            entry["rate_milli_per_year"] = int(round(rate * 1000)) or 1
+            from_day = c.int(T, t, "from_day", 0, MAX_DAYS, default=0,
+                             unit="of days after the start")
+            entry["from_ms"] = from_day * MS_PER_DAY
+            if "to_day" in t:
+                to_day = c.int(T, t, "to_day", from_day, MAX_DAYS,
+                               unit="of days after the start", note=" (at or after from_day)")
+                entry["to_ms"] = to_day * MS_PER_DAY
+        else:
+            for key in ("from_day", "to_day"):
+                if key in t:
+                    c.fail(T, key, t[key], "only a field of a random fault (with rate_per_year)")
+            day = c.int(T, t, "day", 0, MAX_DAYS, unit="of days after the start",
+                        note=" (or rate_per_year for random faults)")
+            minutes = c.opt_time(T, t, "time", DEFAULT_TIMELINE_TIME)
+            entry["t_ms"] = _moment(c, T, "day", day, minutes, config["start_wall_ms"], day)
+        entry["duration_ms"] = None
         if "duration_hours" in t:
-            hours = t["duration_hours"]
-            if kind == "power_loss":
-                c.fail(T, "duration_hours", hours, "not a field of kind \"power_loss\" (the "
-                       "pump reboots at that moment); leave it out")
-            allowed = ("must be a number of hours above 0, at most %d (leave it out: the fault "
-                       "lasts to the end of the run)" % MAX_FAULT_HOURS)
-            if isinstance(hours, bool) or not isinstance(hours, (int, float)) \
-                    or hours != hours or not 0 < hours <= MAX_FAULT_HOURS:
-                c.fail(T, "duration_hours", hours, allowed)
-            duration_ms = int(round(hours * 3600000))
-            if duration_ms < 1:
-                c.fail(T, "duration_hours", hours, allowed)
-            end_ms = t_ms + duration_ms
-        out.append({"t_ms": t_ms, "end_ms": end_ms, "kind": kind})
-    out.sort(key=lambda item: item["t_ms"])       # stable: equal times keep file order
+            if kind in INSTANT_FAULTS:
+                c.fail(T, "duration_hours", t["duration_hours"], "not a field of kind %s (it "
+                       "happens at one instant); leave it out" % toml_value(kind))
+            entry["duration_ms"] = _hours_ms(
+                c, T, t, "duration_hours", "must be a number of hours above 0, at most %d "
+                "(leave it out: the fault lasts to the end of the run)" % MAX_FAULT_HOURS)
+        for key in options:
+            if key in t:
+                entry.update(options[key](c, T, t, key))
+        out.append(entry)
+    out.sort(key=lambda item: item.get("t_ms", -1))   # stable: equal times keep file order
     return out
 
 

@@ -34,9 +34,12 @@ def config(faults=None, models=None, **overrides):
     return base
 
 
-def fault(kind, day, hours=None, hour=1):
+def fault(kind, day, hours=None, hour=1, number=1, **options):
     t = day * MS_PER_DAY + hour * MS_PER_HOUR
-    return {"t_ms": t, "end_ms": None if hours is None else t + hours * MS_PER_HOUR, "kind": kind}
+    entry = {"t_ms": t, "duration_ms": None if hours is None else hours * MS_PER_HOUR,
+             "kind": kind, "number": number}
+    entry.update(options)
+    return entry
 
 
 def run(cfg):
@@ -242,9 +245,9 @@ def test_models_and_faults_tables_convert_to_firmware_units(tmp_path):
     assert c["models"] == {"motor_bias_ppm": 25000, "motor_noise_ppm": 10000,
                            "refill_error_ppm": 0}
     assert c["faults"] == [
-        {"t_ms": MS_PER_DAY + 3600000, "end_ms": None, "kind": "power_loss"},
-        {"t_ms": 2 * MS_PER_DAY + 270 * 60000, "end_ms": 2 * MS_PER_DAY + 360 * 60000,
-         "kind": "occlusion"}]
+        {"t_ms": MS_PER_DAY + 3600000, "duration_ms": None, "kind": "power_loss", "number": 2},
+        {"t_ms": 2 * MS_PER_DAY + 270 * 60000, "duration_ms": 90 * 60000,
+         "kind": "occlusion", "number": 1}]
 
 
 def test_scenarios_without_the_new_tables_have_no_new_keys(tmp_path):
@@ -274,6 +277,14 @@ def test_random_bias_is_seeded_and_within_the_accuracy_class(tmp_path):
     ('[[faults]]\nday = 0\ntime = "07:00"\nkind = "occlusion"\n',
      ["[faults #1] day = 0", "before the scenario starts"]),
     ('[faults]\nday = 1\n', ["[faults]", "array of tables"]),
+    ('[[faults]]\nrate_per_year = 0\nkind = "motor_stall"\n',
+     ["[faults #1] rate_per_year = 0", "above 0, at most 8760"]),
+    ('[[faults]]\nrate_per_year = 2\nday = 3\nkind = "motor_stall"\n',
+     ["[faults #1] day = 3", "not a field of a random fault"]),
+    ('[[faults]]\nday = 3\nto_day = 4\nkind = "motor_stall"\n',
+     ["[faults #1] to_day = 4", "only a field of a random fault"]),
+    ('[[faults]]\nrate_per_year = 2\nfrom_day = 3\nto_day = 2\nkind = "motor_stall"\n',
+     ["[faults #1] to_day = 2", "at or after from_day"]),
 ])
 def test_bad_models_and_faults_name_table_key_value_and_what_is_allowed(tmp_path, extra, fragments):
     with pytest.raises(ScenarioError) as info:
@@ -332,3 +343,47 @@ def test_refill_error_pct_loads_as_ppm(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_text(tmp_path, doc('[models]\nrefill_error_pct = true\n'))
     assert "[models] refill_error_pct = true" in str(info.value)
+
+
+# ------------------------------------------------------------------------------ random faults
+
+def test_random_faults_load_with_their_rate_and_window(tmp_path):
+    c = load_text(tmp_path, doc('[[faults]]\nrate_per_year = 12.5\nfrom_day = 1\nto_day = 4\n'
+                                'kind = "motor_stall"\nduration_hours = 0.5\n'))
+    assert c["faults"] == [{"kind": "motor_stall", "number": 1, "rate_milli_per_year": 12500,
+                            "from_ms": MS_PER_DAY, "to_ms": 4 * MS_PER_DAY,
+                            "duration_ms": 30 * 60000}]
+
+
+def random_stalls(rate, days, seed=7, **window):
+    spec = {"kind": "motor_stall", "number": 1, "rate_milli_per_year": rate * 1000,
+            "duration_ms": 10 * 60000}
+    spec.update(window)
+    # 2000 ug/mL: the reservoir lasts 100 days, and a stroke is due every 7.2 min.
+    cfg = config([spec], days=days, seed=seed, concentration_ug_per_ml=2000,
+                 timeline=[{"t_ms": d * MS_PER_DAY, "action": "clear_alarm"} for d in range(1, days)])
+    _, summary, events, _ = run(cfg)
+    return summary, events
+
+
+def test_random_faults_come_at_about_their_rate_seeded_and_repeatable():
+    summary, events = random_stalls(365, 60)          # one a day on average
+    starts = sim_events(events, "fault_start")
+    assert 40 <= len(starts) <= 80
+    assert [e["occurrence"] for e in starts] == list(range(1, len(starts) + 1))
+    assert len(sim_events(events, "fault_end")) == len(starts)
+    # The pump sees each stall (it lasts 10 min; a stroke is due every 7.2 min) unless an earlier
+    # one already halted it: the clinician clears the alarm once a day, so a day with stalls
+    # raises one alarm (one more when a stall still runs at the clear).
+    days_with_stalls = len(set(rel(e) // MS_PER_DAY for e in starts))
+    assert days_with_stalls <= summary["alarms_raised"]["motor_stall"] <= days_with_stalls + 3
+    again, events_again = random_stalls(365, 60)
+    assert events_again == events
+    _, other = random_stalls(365, 60, seed=8)
+    assert [e["t_ms"] for e in sim_events(other, "fault_start")] != [e["t_ms"] for e in starts]
+
+
+def test_random_faults_stay_inside_their_window():
+    _, events = random_stalls(2000, 10, from_ms=3 * MS_PER_DAY, to_ms=5 * MS_PER_DAY)
+    starts = [rel(e) for e in sim_events(events, "fault_start")]
+    assert starts and all(3 * MS_PER_DAY <= t <= 5 * MS_PER_DAY for t in starts)
