@@ -1,7 +1,7 @@
 """Golden traces: every shipped scenario gives the same firmware event log on CPython and on
 MicroPython 1.27, byte for byte, and both equal tests/golden/NAME.trace.
 
-The scenario (scenarios/NAME.toml, its whole length) is loaded on the host and handed to both
+The scenario (scenarios/NAME.toml, its whole length up to a year) is loaded on the host and handed to both
 interpreters as the same JSON text; sim/replay.py drives SimBoard + Pump through it on each.
 After an intended change of behaviour, regenerate the files with
 
