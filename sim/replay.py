@@ -173,6 +173,7 @@ class Replay:
         self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
                        "patient_boluses": 0, "refused": 0}
         self._faults_on = {}        # kind -> how many of its faults are active
+        self.injected_csf_ng = 0    # drug given into the CSF bypassing the pump (screening)
         self._models(config.get("models"))
         self.pump = None
         self.actions = None         # the plan, once start() made it

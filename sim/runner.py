@@ -20,7 +20,9 @@ from sim.patient import EDUCATIONAL_LABEL, PatientModel
 from sim.replay import Replay
 
 MS_PER_HOUR = 3600000
-SAMPLE_MS = MS_PER_HOUR
+SAMPLE_MS = MS_PER_HOUR             # a timeseries row an hour
+PATIENT_STEP_MS = 10 * 60000        # the patient model steps every 10 min (a bolus lasts 10+)
+_STEPS_PER_ROW = SAMPLE_MS // PATIENT_STEP_MS
 
 TIMESERIES_COLUMNS = (
     "t_ms", "time", "day", "therapy", "reservoir_alarm", "battery_alarm", "basal_ug_per_day",
@@ -37,13 +39,19 @@ def _milli(value):
     return "%s%d.%03d" % (sign, whole, frac)
 
 
+def _hours(ms):
+    """Milliseconds as hours: a whole number when whole, else one decimal."""
+    tenths = (ms * 10 + MS_PER_HOUR // 2) // MS_PER_HOUR
+    return tenths // 10 if tenths % 10 == 0 else tenths / 10.0
+
+
 class Run(Replay):
     """One headless run.  sink(dict) receives every event; sample(dict) every hourly row.
 
     The replay itself (setup, plan, actions, resets, the loop) is sim/replay.py's, the same code
     that drives the firmware under MicroPython; this adds the host's records and summary."""
 
-    sample_ms = SAMPLE_MS
+    sample_ms = PATIENT_STEP_MS     # _sample() steps the patient; every 6th call writes a row
 
     def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None):
         self.sink = sink
@@ -54,12 +62,13 @@ class Run(Replay):
         self.programmed_ng = 0
         self._programmed_rate = 0      # ug/day the program currently asks for
         self._programmed_since = 0
-        # The educational patient model (sim/patient.py), fed hourly with the dose that really
-        # reached the CSF; its flags are counted in hours for the summary.
+        # The educational patient model (sim/patient.py), stepped every 10 min with the dose
+        # that really reached the CSF; the time its flags are up is counted for the summary.
         self.patient = PatientModel()
         self._patient_csf_ng = 0
         self._patient_t_ms = 0
-        self.patient_hours = {"overdose": 0, "withdrawal_risk": 0}
+        self._patient_steps = 0
+        self.patient_flag_ms = {"overdose": 0, "withdrawal_risk": 0}
         self._patient_state = self.patient.sample()
         Replay.__init__(self, config, days, seed)
 
@@ -116,16 +125,23 @@ class Run(Replay):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def _patient_row(self, now, csf_ng):
+    def _csf_ng(self):
+        # What reached the CSF: through the catheter, plus injections that bypass the pump.
+        return self.board.motor.csf_ng + self.injected_csf_ng
+
+    def _step_patient(self, now):
+        csf_ng = self._csf_ng()
         dt_ms = now - self._patient_t_ms
         if dt_ms > 0:
             state = self.patient.step(dt_ms, (csf_ng - self._patient_csf_ng) / 1000.0)
-            for flag in self.patient_hours:
+            for flag in self.patient_flag_ms:
                 if state[flag]:
-                    self.patient_hours[flag] += 1
+                    self.patient_flag_ms[flag] += dt_ms
             self._patient_state = state
         self._patient_t_ms = now
         self._patient_csf_ng = csf_ng
+
+    def _patient_columns(self):
         state = self._patient_state
         return {"csf_ng_per_ml": "%.1f" % state["csf_ng_per_ml"],
                 "tone_score": "%.2f" % state["tone_score"],
@@ -133,10 +149,16 @@ class Run(Replay):
                 "withdrawal_risk": int(state["withdrawal_risk"])}
 
     def _sample(self):
+        # Every PATIENT_STEP_MS: step the patient; every hour: a timeseries row.
+        now = self.board.clock.true_ms
+        self._step_patient(now)
+        step = self._patient_steps
+        self._patient_steps = step + 1
+        if step % _STEPS_PER_ROW:
+            return
         p = self.pump
         b = self.board
         status = p.status()
-        now = b.clock.true_ms
         self._track_programmed()
         capacity = self.model["battery_capacity_nah"]
         row = {
@@ -155,9 +177,9 @@ class Run(Replay):
             "battery_mv": status["battery_mv"],
             "battery_remaining_pct": _milli(status["battery_remaining_nah"] * 100000 // capacity),
             "alarms": "|".join(status["alarms"]),
-            "delivered_csf_ug": _milli(b.motor.csf_ng),
+            "delivered_csf_ug": _milli(self._csf_ng()),
         }
-        row.update(self._patient_row(now, b.motor.csf_ng))
+        row.update(self._patient_columns())
         if self.sample is not None:
             self.sample(row)
         if self.progress is not None:
@@ -191,12 +213,12 @@ class Run(Replay):
             "programmed_ug": programmed_ug,
             "delivered_ug": p.delivered_ng() // 1000,
             "delivered_true_ug": delivered_true_ug,
-            "delivered_to_csf_ug": b.motor.csf_ng // 1000,
+            "delivered_to_csf_ug": self._csf_ng() // 1000,
             "patient": {"model": EDUCATIONAL_LABEL,
                         "csf_ng_per_ml": round(self._patient_state["csf_ng_per_ml"], 1),
                         "tone_score": round(self._patient_state["tone_score"], 2),
-                        "overdose_hours": self.patient_hours["overdose"],
-                        "withdrawal_risk_hours": self.patient_hours["withdrawal_risk"]},
+                        "overdose_hours": _hours(self.patient_flag_ms["overdose"]),
+                        "withdrawal_risk_hours": _hours(self.patient_flag_ms["withdrawal_risk"])},
             "delivered_vs_programmed_pct": round(100.0 * delivered_true_ug / programmed_ug, 2) if programmed_ug else None,
             "strokes": b.motor.strokes,
             "reservoir_estimate_ul": status["reservoir_nl"] // 1000,

@@ -133,3 +133,22 @@ def test_the_patient_model_follows_the_dose_that_reaches_the_csf(tmp_path):
     with open(tmp_path / "timeseries.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert rows[-1]["withdrawal_risk"] == "1" and float(rows[-1]["csf_ng_per_ml"]) < 100
+
+
+def test_the_patient_model_sees_a_bolus_within_its_hour():
+    # A 10-min clinician bolus at 09:00 with no basal: the model steps every 10 min, so by the
+    # 10:00 row the dose has been in the CSF for 50 min, not spread over the hour.
+    from sim.patient import PatientModel
+    rows = []
+    bolus = {"t_ms": 3600000, "action": "clinician_bolus", "dose_ug": 100,
+             "duration_ms": 600000}
+    Run(config(days=1, patient_requests_per_day=0, patient_bolus=None, therapy=None,
+               timeline=[bolus]), sample=rows.append).run()
+    at_10 = [r for r in rows if r["t_ms"] == MONDAY_0800 + 2 * 3600000][0]
+    assert at_10["delivered_csf_ug"] == "100.000"
+    fine = PatientModel()
+    fine.step(600000, 100.0)
+    want = fine.step(3000000, 0.0)["csf_ng_per_ml"]
+    hourly = PatientModel().step(3600000, 100.0)["csf_ng_per_ml"]
+    assert float(at_10["csf_ng_per_ml"]) == round(want, 1)
+    assert abs(want - hourly) > 5      # spreading the bolus over its hour would be visibly off
