@@ -153,7 +153,11 @@ class Replay:
     # sample_ms: 0, or the period at which _sample() is called (sim/runner.py: hourly rows).
     sample_ms = 0
 
-    def __init__(self, config, days=None, seed=None, on_log=None):
+    def __init__(self, config, days=None, seed=None, on_log=None, board=None):
+        # board: None for a SimBoard built from the scenario's pump model, or a board whose
+        # motor, battery and annunciator are real (hal/serial_io.py SerialIOBoard: a bench
+        # board), with a VirtualClock.  The physical models and faults act on a SimBoard's
+        # parts, so a real board takes no [models] or [[faults]].
         self.config = config
         self.days = config["days"] if days is None else days
         self.seed = config["seed"] if seed is None else seed
@@ -161,12 +165,20 @@ class Replay:
         self.model = dict(pump_module.MODEL)
         self.model.update(config.get("model") or {})
         m = self.model
-        self.board = SimBoard(
-            seed=self.seed, stroke_nl=m["stroke_nl"],
-            reservoir_capacity_nl=m["reservoir_capacity_nl"],
-            battery_capacity_nah=m["battery_capacity_nah"],
-            battery_quiescent_na=m["quiescent_na"], stroke_charge_nah=m["stroke_charge_nah"],
-        )
+        self.simulated = board is None
+        if board is None:
+            board = SimBoard(
+                seed=self.seed, stroke_nl=m["stroke_nl"],
+                reservoir_capacity_nl=m["reservoir_capacity_nl"],
+                battery_capacity_nah=m["battery_capacity_nah"],
+                battery_quiescent_na=m["quiescent_na"],
+                stroke_charge_nah=m["stroke_charge_nah"],
+            )
+        elif config.get("models") or config.get("faults"):
+            raise ValueError("scenario %r has [models] or [[faults]]: they act on the simulated "
+                             "board's parts, not on a bench board's; run it without a board"
+                             % config.get("name"))
+        self.board = board
         self.patient_rng = SimRng(self.seed ^ _PATIENT_SEED_XOR)
         self.start_wall_ms = config["start_wall_ms"]
         self.end_ms = self.days * MS_PER_DAY
@@ -208,6 +220,8 @@ class Replay:
     def _fill(self, volume_nl, concentration):
         # The clinician fills volume_nl (what the firmware is told); [models] refill_error_ppm
         # makes the true volume differ (under- or over-fill; over-filling spills at capacity).
+        if not self.simulated:
+            return 0        # a bench board's reservoir is filled by hand, not by the simulator
         if not self._fill_error_ppm:
             return self.board.reservoir.refill(volume_nl, concentration)
         true_nl = volume_nl * (_PPM + self._fill_error_ppm) // _PPM

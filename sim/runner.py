@@ -53,7 +53,8 @@ class Run(Replay):
 
     sample_ms = PATIENT_STEP_MS     # _sample() steps the patient; every 6th call writes a row
 
-    def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None):
+    def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None,
+                 board=None):
         self.sink = sink
         self.sample = sample
         self.progress = progress
@@ -70,7 +71,10 @@ class Run(Replay):
         self._patient_steps = 0
         self.patient_flag_ms = {"overdose": 0, "withdrawal_risk": 0}
         self._patient_state = self.patient.sample()
-        Replay.__init__(self, config, days, seed)
+        Replay.__init__(self, config, days, seed, board=board)
+        if not self.simulated:
+            # A bench board's motor knows nothing of the CSF or the true reservoir: no rows.
+            self.sample_ms = 0
 
     # -- events ---------------------------------------------------------------------------
 

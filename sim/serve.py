@@ -6,6 +6,9 @@ frames is as deterministic as a headless run.  A scenario, if given, sets the pu
 timeline, refills and patient presses are replayed at their virtual times; without one the pump
 is fresh from implant: 20 mL of 2000 ug/mL baclofen, no program, waiting for a programmer.
 
+With board= (hal/serial_io.py SerialIOBoard: `vpump serve --io URL`) the firmware drives the
+motor, battery and annunciator of a bench board instead of simulated ones.
+
 Serve(config, link, keys, speed, seed).run() blocks until stop() (thread-safe, also from a signal
 handler); on the way out the pump's state is committed and the link closed.
 """
@@ -36,7 +39,7 @@ def fresh_pump_config(start_wall_ms):
 
 class Serve:
     def __init__(self, config=None, link=None, keys=None, speed=1.0, seed=None, sink=None,
-                 monotonic=time.monotonic):
+                 monotonic=time.monotonic, board=None):
         if speed <= 0:
             raise ValueError("speed %r: must be > 0 (1 is real time)" % (speed,))
         if config is None:
@@ -50,7 +53,7 @@ class Serve:
         self.frames = 0
         self._monotonic = monotonic
         self._stop = threading.Event()
-        self.run_ = Run(config, days=config["days"], seed=seed, sink=sink)
+        self.run_ = Run(config, days=config["days"], seed=seed, sink=sink, board=board)
         self.run_._guarded(self.run_._setup)
         self._plan = self.run_._plan()
         self._next_action = 0

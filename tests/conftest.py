@@ -7,11 +7,16 @@ Fixtures of a wider scope (module, session) are set up before the check's snapsh
 after it, so what they own is not counted against a single test.
 """
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # How long a test's threads get to finish after it returns, in seconds (in total, not per thread).
 _THREAD_GRACE_S = 1.0
@@ -80,3 +85,53 @@ def system_health_check(request):
 
     if problems:
         pytest.fail("system health check: " + "; ".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------------------ a simulated bench board
+
+class BenchProcess:
+    """`python -m sim.io_board` in a child process; .url is its pty, ask() its console."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sim.io_board"] + list(args), cwd=_ROOT,
+            env=dict(os.environ, PYTHONPATH=_ROOT), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline()
+        if not first.startswith("link: "):
+            self.close()
+            raise AssertionError("sim.io_board did not start: %r %s" % (first, self.err))
+        self.url = first[len("link: "):].strip()
+        self.err = ""
+
+    def ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+        try:
+            _, self.err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, self.err = self.proc.communicate()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def bench():
+    board = BenchProcess()
+    try:
+        yield board
+    finally:
+        code = board.close()
+    assert code == 0, board.err

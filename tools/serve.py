@@ -5,7 +5,9 @@ stdout starts with two lines a script can read:
     link: /dev/pts/7            (what a programmer opens: a pty path or socket://HOST:PORT)
     keys: /tmp/vpump-keys-....json
 
-Ctrl-C or SIGTERM stops it cleanly, with the pump's state committed.
+Ctrl-C or SIGTERM stops it cleanly, with the pump's state committed.  With --io URL the
+firmware's motor, battery and annunciator are a bench board's (hal/serial_io.py), and a third
+line names it: `io: NAME at URL`.
 """
 
 import os
@@ -45,6 +47,11 @@ def add_parser(commands):
                        help="emulate a UART of N baud (8N1: N/10 bytes/s) on what the pump "
                             "sends (300 to 4000000; default: as fast as the link)")
     serve.add_argument("--out", metavar="DIR", help="also write DIR/events.jsonl as it runs")
+    serve.add_argument("--io", metavar="URL",
+                       help="drive the motor, battery and annunciator of a bench board over "
+                            "this serial link (/dev/ttyACM0, /dev/pts/N from `python -m "
+                            "sim.io_board`, socket://HOST:PORT; docs/bench-io.md) instead of "
+                            "simulated ones")
     return serve
 
 
@@ -105,9 +112,22 @@ def run(args, stdout, stderr):
         keys, key_path = load_key_file(args.keys), args.keys
     else:
         keys, key_path = write_new_keys("VP-%06d" % (int.from_bytes(os.urandom(3), "big") % 1000000))
+    board = None
+    if args.io:
+        if config is not None and (config.get("models") or config.get("faults")):
+            raise ServeError("--io %s: scenario %s has [models] or [[faults]], which act on "
+                             "simulated parts; serve it without --io, or drop those tables"
+                             % (args.io, config["name"]))
+        from hal.serial_io import SerialIOBoard
+        try:
+            board = SerialIOBoard(args.io)
+        except (HalError, OSError) as exc:
+            raise ServeError("--io %s: %s" % (args.io, exc)) from None
     try:
         link = open_link(args.link)
     except (HalError, OSError) as exc:
+        if board is not None:
+            board.close()
         raise ServeError("--link %s: %s" % (args.link, exc)) from None
     if args.baud:
         from sim.links import RateLimited
@@ -119,8 +139,11 @@ def run(args, stdout, stderr):
         files = OutputFiles(args.out)
         sink = files.event
     try:
-        serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink)
+        serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
+                      board=board)
         stdout.write("link: %s\nkeys: %s\n" % (link.url, key_path))
+        if board is not None:
+            stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
         stdout.flush()
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -140,4 +163,6 @@ def run(args, stdout, stderr):
     finally:
         if files is not None:
             files.close()
+        if board is not None:
+            board.close()
     return 0

@@ -9,7 +9,6 @@ client over an in-process responder.  The server also runs under MicroPython whe
 port is installed.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -41,52 +40,7 @@ CONCENTRATION = 2000             # ug/mL: one 1000 nL stroke is 2 ug
 
 # ------------------------------------------------------------------------------ fixtures
 
-class BenchProcess:
-    """`python -m sim.io_board` in a child process; .url is its pty, ask() its console."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sim.io_board"] + list(args), cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = self.proc.stdout.readline()
-        if not first.startswith("link: "):
-            self.close()
-            raise AssertionError("sim.io_board did not start: %r %s" % (first, self.err))
-        self.url = first[len("link: "):].strip()
-        self.err = ""
-
-    def ask(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-            except OSError:
-                pass
-        try:
-            _, self.err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, self.err = self.proc.communicate()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def bench():
-    board = BenchProcess()
-    try:
-        yield board
-    finally:
-        code = board.close()
-    assert code == 0, board.err
+# `bench` (tests/conftest.py): `python -m sim.io_board` in a child process.
 
 
 def therapy_pump(board, basal=500, fill_nl=20000000):
