@@ -17,6 +17,9 @@ import time
 import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(_ROOT, "tests", "mp"))
+
+import mpsession  # noqa: E402  (tests/mp: the MicroPython 1.27 harness)
 
 # How long a test's threads get to finish after it returns, in seconds (in total, not per thread).
 _THREAD_GRACE_S = 1.0
@@ -135,3 +138,25 @@ def bench():
     finally:
         code = board.close()
     assert code == 0, board.err
+
+
+# ------------------------------------------------------------------ MicroPython 1.27 (wasm)
+
+@pytest.fixture(scope="module")
+def mp():
+    """One MicroPython session (one node process) per test module: starting one costs about
+    half a second, a program in a running one a few milliseconds.  Programs in a module share
+    the interpreter's imported modules and file system, not their globals.  Without node the
+    tests are skipped with the reason; with node but without the npm package (run `npm ci`, as
+    `make test` does) they fail and say so: the suite is meant to run them."""
+    reason = mpsession.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    problem = mpsession.missing_package()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    session = mpsession.MicroPython()
+    try:
+        yield session
+    finally:
+        session.close()

@@ -10,7 +10,6 @@ port is installed.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -404,16 +403,6 @@ def test_registry_opens_the_serial_backend_lazily():
 
 # ------------------------------------------------------------------------------ MicroPython
 
-def _wasm_dir():
-    # Where npm put @micropython/micropython-webassembly-pyscript: VPUMP_MICROPYTHON_WASM, the
-    # repository (`make test` installs it there), or /tmp/upy.
-    for folder in (os.environ.get("VPUMP_MICROPYTHON_WASM", ""), ROOT, "/tmp/upy"):
-        if folder and os.path.isdir(os.path.join(
-                folder, "node_modules", "@micropython", "micropython-webassembly-pyscript")):
-            return folder
-    return None
-
-
 # What the bench board needs: the frame layer, the protocol, the HAL interfaces, the server.
 # hal.sim comes along as the parts for the test (a board has the machine backend's).
 _UPY_FILES = ["protocol/__init__.py", "protocol/crc.py", "protocol/errors.py",
@@ -423,22 +412,24 @@ _UPY_FILES = ["protocol/__init__.py", "protocol/crc.py", "protocol/errors.py",
 
 
 def test_the_io_server_answers_the_same_under_micropython():
-    node = shutil.which("node")
-    wasm = _wasm_dir()
-    if node is None or wasm is None:
-        pytest.skip("MicroPython wasm port not found: install it with `npm ci` in the repository "
-                    "(or npm install @micropython/micropython-webassembly-pyscript@1.27.0 in a "
-                    "folder named by VPUMP_MICROPYTHON_WASM) and have node on PATH")
+    import mpsession        # tests/mp, on the path through tests/conftest.py
+    reason = mpsession.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    problem = mpsession.missing_package()
+    if problem:
+        pytest.fail(problem, pytrace=False)
     script = os.path.join(HERE, "upy", "io_server.py")
-    upy = subprocess.run([node, os.path.join(HERE, "upy", "run.mjs"), wasm, ROOT, script]
-                         + _UPY_FILES, capture_output=True, text=True, timeout=120)
-    assert upy.returncode == 0, upy.stderr
-    assert upy.stdout.rstrip().endswith("done"), upy.stdout + upy.stderr
+    with mpsession.MicroPython(files=_UPY_FILES) as mp:
+        upy = mp.run_file(script, timeout_s=120)
     cpy = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     assert cpy.returncode == 0, cpy.stderr
-    assert upy.stdout == cpy.stdout
-    assert "micropython" in upy.stderr and "cpython" in cpy.stderr
+    # MicroPython's stdout and stderr arrive as one stream: its first line names the interpreter.
+    name, _, rest = upy.partition("\n")
+    assert name == "micropython" and cpy.stderr.strip() == "cpython"
+    assert rest == cpy.stdout
+    assert rest.rstrip().endswith("done")
 
 
 def test_the_documented_example_frames_are_what_the_code_sends():

@@ -19,24 +19,12 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 UPY = os.path.join(HERE, "upy")
-sys.path.insert(0, os.path.join(ROOT, "tests", "mp"))
-
-import mpsession  # noqa: E402  (tests/mp, put on the path just above)
 
 from protocol import commands as C  # noqa: E402
 from protocol import frame, session  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def mp():
-    reason = mpsession.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    problem = mpsession.missing_package()
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    with mpsession.MicroPython() as session_:
-        yield session_
+# `mp` (tests/conftest.py): one MicroPython session for this module.
 
 
 def run_cpython(script):
