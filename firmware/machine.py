@@ -73,6 +73,8 @@ class Machine:
         return outcome
 
     def _drain(self):
+        # A queued event's outcome has no caller to go to; the table never refuses the events
+        # the pump queues (tests/firmware/test_table.py test_internal_events_are_never_refused).
         queue = self._queue
         while queue and not self._busy:
             trigger, arg = queue.pop(0)

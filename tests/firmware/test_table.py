@@ -109,6 +109,24 @@ def test_refusals_name_known_reasons():
             assert reasons.code(row[4][1:]) != OK
 
 
+# Events the pump raises itself (timers, the doser, housekeeping, a failed commit) rather than a
+# request: the machine queues some of them (post) and nobody would hear a refusal.
+INTERNAL_TRIGGERS = ("bolus_done", "lockout_done", "reservoir_level", "reservoir_empty",
+                     "motor_stall", "battery_level", "battery_eos", "fault")
+
+
+def test_internal_events_are_never_refused():
+    import inspect
+    from firmware import pump
+    source = inspect.getsource(pump)
+    for trigger in INTERNAL_TRIGGERS:
+        assert ('post("%s")' % trigger in source) or ('_event("%s")' % trigger in source), trigger
+    for region, i, (state, trigger, dest, guard, action) in _all_rows():
+        if trigger in INTERNAL_TRIGGERS:
+            assert not (action and action.startswith("!")), \
+                "%s row %d refuses the internal event %s in %s" % (region, i, trigger, state)
+
+
 def test_guards_and_actions_are_pump_methods():
     try:
         from firmware.pump import Pump
