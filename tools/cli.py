@@ -145,8 +145,8 @@ def _format_summary(summary, out_dir):
             "" if summary["delivered_to_csf_ug"] == summary["delivered_true_ug"] else
             "  <- differs from what left the pump (%s): a catheter fault the pump cannot see"
             % ug(summary["delivered_true_ug"])),
-        "  patient    CSF %.1f ng/mL, tone score %.2f at the end; overdose flagged %d h, "
-        "withdrawal risk %d h (%s)" % (
+        "  patient    CSF %.1f ng/mL, tone score %.2f at the end; overdose flagged %s h, "
+        "withdrawal risk %s h (%s)" % (
             summary["patient"]["csf_ng_per_ml"], summary["patient"]["tone_score"],
             summary["patient"]["overdose_hours"], summary["patient"]["withdrawal_risk_hours"],
             summary["patient"]["model"]),
