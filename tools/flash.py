@@ -38,7 +38,7 @@ import time
 from sim.errors import SimError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BOARD_DIR = os.path.join(ROOT, "board")
+
 ENTRY = "vpump_main"
 PACKAGES = ("firmware", "protocol", "hal")
 OPT = 3
@@ -48,6 +48,18 @@ BOARDS = ("rp2", "esp32")
 DEFAULT_OUT = os.path.join("build", "bundle-%s")
 ROMFS_IMAGE = "vpump.romfs"
 _NOT_COPIED = ("manifest.json", ROMFS_IMAGE)
+
+
+def board_dir(root=ROOT):
+    """Where board/main.py and board/vpump_main.py are: the repository's board/ (an editable
+    install), else the copy an installed vpump keeps under <prefix>/share/vpump/board."""
+    for folder in (os.path.join(root, "board"),
+                   os.path.join(sys.prefix, "share", "vpump", "board")):
+        if os.path.isfile(os.path.join(folder, ENTRY + ".py")):
+            return folder
+    raise FlashFailure("board/%s.py not found in %s or %s: reinstall vpump (pip install "
+                       "'vpump[board]')" % (ENTRY, root, os.path.join(sys.prefix, "share",
+                                                                    "vpump")))
 
 
 class FlashError(SimError):
@@ -164,7 +176,7 @@ def module_closure(root=ROOT):
     """Sources (relative paths) the board entry needs: its imports, transitively, plus the
     __init__.py of every package used."""
     needed = set()
-    todo = [os.path.join(BOARD_DIR, ENTRY + ".py")]
+    todo = [os.path.join(board_dir(root), ENTRY + ".py")]
     seen = set()
     while todo:
         path = todo.pop()
@@ -233,7 +245,8 @@ def build(out_dir, board="rp2", wall_ms=None, root=ROOT, mpy_cross=None):
         stale = os.path.join(out_dir, package)
         if os.path.isdir(stale):
             shutil.rmtree(stale)
-    jobs = [(os.path.join(BOARD_DIR, ENTRY + ".py"), ENTRY + ".py")]
+    entry_dir = board_dir(root)
+    jobs = [(os.path.join(entry_dir, ENTRY + ".py"), ENTRY + ".py")]
     for rel in module_closure(root):
         jobs.append((os.path.join(root, rel), rel.replace(os.sep, "/")))
     files = []
@@ -245,7 +258,7 @@ def build(out_dir, board="rp2", wall_ms=None, root=ROOT, mpy_cross=None):
         if proc.returncode != 0:
             raise FlashFailure("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
         files.append({"path": rel[:-3] + ".mpy", "source": rel, "kind": "mpy"})
-    shutil.copyfile(os.path.join(BOARD_DIR, "main.py"), os.path.join(out_dir, "main.py"))
+    shutil.copyfile(os.path.join(entry_dir, "main.py"), os.path.join(out_dir, "main.py"))
     files.append({"path": "main.py", "source": "board/main.py", "kind": "source"})
     with open(os.path.join(out_dir, "board.json"), "w", encoding="utf-8") as f:
         f.write(json.dumps({"board": board, "factory_wall_ms": wall_ms}) + "\n")

@@ -339,3 +339,20 @@ def test_port_with_romfs_deploys_the_image_and_copies_only_main(tmp_path, monkey
     assert not [c for c in chain if c.startswith("fs cp -r")]
     assert chain[-1] == "reset"
     assert "deployed the ROMFS image and copied main.py to /dev/null" in out
+
+
+def test_an_installed_vpump_finds_the_board_entry_under_its_prefix(tmp_path, monkeypatch):
+    # A non-editable install has no board/ beside its packages: pyproject.toml's data-files
+    # put it under <prefix>/share/vpump/board, and board_dir() looks there next.
+    share = tmp_path / "prefix" / "share" / "vpump" / "board"
+    share.mkdir(parents=True)
+    for name in ("main.py", "vpump_main.py"):
+        (share / name).write_bytes(open(os.path.join(ROOT, "board", name), "rb").read())
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    assert flash.board_dir(str(tmp_path / "site-packages")) == str(share)
+    assert flash.board_dir(ROOT) == os.path.join(ROOT, "board")     # the repository first
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        assert '"share/vpump/board" = ["board/*.py"]' in f.read()
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "nowhere"))
+    with pytest.raises(flash.FlashFailure, match="board/vpump_main.py not found"):
+        flash.board_dir(str(tmp_path / "site-packages"))
