@@ -77,6 +77,13 @@ def build_parser():
     from tools import report as report_command
     report_command.add_parser(commands)
 
+    scenarios = commands.add_parser(
+        "scenarios", help="list the scenario library",
+        description="List the scenarios `vpump run NAME` knows (scenarios/, or an installed "
+                    "copy's): name, length, faults and models, and the description.  Each "
+                    "file documents its story at its top.")
+    scenarios.add_argument("--json", action="store_true", help="print the list as JSON")
+
     diagram = commands.add_parser(
         "diagram", help="regenerate docs/state-machine.md from the state table",
         description="Regenerate docs/state-machine.md (mermaid) from firmware/table.py through "
@@ -201,6 +208,41 @@ def _cmd_run(args, stdout, stderr):
     return 0
 
 
+def _cmd_scenarios(args, stdout, stderr):
+    from sim import scenario
+    listing = []
+    for name in scenario.available():
+        path = scenario.find(name)
+        entry = {"name": name, "path": path}
+        try:
+            config = scenario.load(path)
+        except SimError as exc:
+            # One broken file must not hide the others: list it with what is wrong.
+            entry["error"] = str(exc)
+        else:
+            entry.update(days=config["days"], description=config["description"],
+                         faults=sorted(set(f["kind"] for f in config.get("faults") or ())),
+                         models=sorted(k for k, v in (config.get("models") or {}).items() if v))
+        listing.append(entry)
+    if args.json:
+        stdout.write(json.dumps(listing, indent=2) + "\n")
+        return 0
+    width = max([len(e["name"]) for e in listing] or [0])
+    for e in listing:
+        if "error" in e:
+            stdout.write("%-*s  INVALID: %s\n" % (width, e["name"], e["error"]))
+            continue
+        extra = ""
+        if e["faults"]:
+            extra += "  faults: %s" % ", ".join(e["faults"])
+        stdout.write("%-*s  %5d days  %s%s\n" % (width, e["name"], e["days"],
+                                                  e["description"], extra))
+    if not listing:
+        stdout.write("no scenarios found (looked in %s)\n"
+                     % (", ".join(scenario.scenario_dirs()) or "scenarios/"))
+    return 0 if all("error" not in e for e in listing) else 1
+
+
 def _cmd_serve(args, stdout, stderr):
     from tools import serve
     return serve.run(args, stdout, stderr)
@@ -248,7 +290,8 @@ def main(argv=None, stdout=None, stderr=None):
                     "unrecognized arguments: %s" % " ".join(extra))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    handlers = {"run": _cmd_run, "diagram": _cmd_diagram, "serve": _cmd_serve,
+    handlers = {"run": _cmd_run, "scenarios": _cmd_scenarios, "diagram": _cmd_diagram,
+                "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report}
     try:
         return handlers[args.command](args, stdout, stderr)
