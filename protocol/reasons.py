@@ -41,40 +41,39 @@ MOTOR_STILL_STALLED = const(41)
 END_OF_SERVICE = const(42)
 STORAGE_FAILED = const(43)
 
-# code -> (name, what it means for the person holding the programmer)
+# code -> name (what a NAK's reason is called on the wire, in logs and in docs/protocol.md)
 TEXT = {
-    OK: ("ok", "accepted"),
-    BAD_CRC: ("bad_crc", "frame CRC did not match; resend"),
-    BAD_LENGTH: ("bad_length", "frame length field does not match the payload"),
-    UNKNOWN_COMMAND: ("unknown_command", "the pump does not know this command"),
-    BAD_VERSION: ("bad_version", "protocol version not supported by this pump"),
-    NOT_AUTHENTICATED: ("not_authenticated", "open an authenticated session first"),
-    BAD_MAC: ("bad_mac", "message authentication failed (wrong key or altered frame)"),
-    REPLAY: ("replay", "frame counter not newer than the last one: replay refused"),
-    ROLE_NOT_ALLOWED: ("role_not_allowed", "this role may not use this command"),
-    AUTH_LOCKED_OUT: ("auth_locked_out", "too many failed authentications; wait and retry"),
-    BUSY: ("busy", "the pump is busy; retry shortly"),
-    OUT_OF_RANGE: ("out_of_range", "a field is outside its allowed range"),
-    OVER_HARD_LIMIT: ("over_hard_limit", "over a drug-library hard limit: never allowed"),
-    SOFT_LIMIT_NEEDS_CONFIRM: ("soft_limit_needs_confirm",
-                               "over a drug-library soft limit: resend with confirm"),
-    STATE_DOES_NOT_ALLOW: ("state_does_not_allow", "the pump's state does not allow this"),
-    NO_PROGRAM: ("no_program", "no therapy is programmed; program one first"),
-    THERAPY_HALTED: ("therapy_halted", "therapy is halted by a critical alarm; clear it first"),
-    THERAPY_STOPPED: ("therapy_stopped", "therapy is stopped; start it first"),
-    BOLUS_IN_PROGRESS: ("bolus_in_progress", "a bolus is in progress; wait for it to finish"),
-    LOCKOUT_ACTIVE: ("lockout_active", "patient bolus lockout is running; wait for it to end"),
-    MAX_ACTIVATIONS: ("max_activations", "maximum patient boluses in 24 h reached"),
-    PATIENT_BOLUS_DISABLED: ("patient_bolus_disabled", "patient bolus is not enabled"),
-    REFILL_FIRST: ("refill_first", "the reservoir is empty: refill before clearing"),
-    MOTOR_STILL_STALLED: ("motor_still_stalled", "the motor still does not turn"),
-    END_OF_SERVICE: ("end_of_service", "battery at end of service: replace the pump"),
-    STORAGE_FAILED: ("storage_failed", "could not commit to memory; nothing was changed"),
+    OK: "ok",
+    BAD_CRC: "bad_crc",
+    BAD_LENGTH: "bad_length",
+    UNKNOWN_COMMAND: "unknown_command",
+    BAD_VERSION: "bad_version",
+    NOT_AUTHENTICATED: "not_authenticated",
+    BAD_MAC: "bad_mac",
+    REPLAY: "replay",
+    ROLE_NOT_ALLOWED: "role_not_allowed",
+    AUTH_LOCKED_OUT: "auth_locked_out",
+    BUSY: "busy",
+    OUT_OF_RANGE: "out_of_range",
+    OVER_HARD_LIMIT: "over_hard_limit",
+    SOFT_LIMIT_NEEDS_CONFIRM: "soft_limit_needs_confirm",
+    STATE_DOES_NOT_ALLOW: "state_does_not_allow",
+    NO_PROGRAM: "no_program",
+    THERAPY_HALTED: "therapy_halted",
+    THERAPY_STOPPED: "therapy_stopped",
+    BOLUS_IN_PROGRESS: "bolus_in_progress",
+    LOCKOUT_ACTIVE: "lockout_active",
+    MAX_ACTIVATIONS: "max_activations",
+    PATIENT_BOLUS_DISABLED: "patient_bolus_disabled",
+    REFILL_FIRST: "refill_first",
+    MOTOR_STILL_STALLED: "motor_still_stalled",
+    END_OF_SERVICE: "end_of_service",
+    STORAGE_FAILED: "storage_failed",
 }
 
 _BY_NAME = {}
 for _code in TEXT:
-    _BY_NAME[TEXT[_code][0]] = _code
+    _BY_NAME[TEXT[_code]] = _code
 
 
 def code(name):
@@ -82,10 +81,18 @@ def code(name):
 
 
 def name(reason):
-    entry = TEXT.get(reason)
-    return entry[0] if entry else "reason_%d" % reason
+    return TEXT.get(reason) or "reason_%d" % reason
 
 
 def describe(reason):
-    entry = TEXT.get(reason)
-    return entry[1] if entry else "unknown reason %d" % reason
+    # What it means for the person holding the programmer.  The words live in
+    # protocol/reason_texts.py, which a board's bundle leaves out to save flash (tools/flash.py
+    # skips imports guarded by ImportError): there the name stands in.
+    try:
+        from protocol.reason_texts import DESCRIPTIONS
+    except ImportError:
+        DESCRIPTIONS = {}
+    text = DESCRIPTIONS.get(reason)
+    if text:
+        return text
+    return name(reason).replace("_", " ") if reason in TEXT else "unknown reason %d" % reason

@@ -145,12 +145,36 @@ def mpy_cross_version(cmd):
     return text.splitlines()[0], mpy
 
 
+def _optional_imports(tree):
+    # Import nodes inside `try:` blocks that catch ImportError: optional on a board (a builtin
+    # like micropython, a host library like crcmod, or host-facing words such as
+    # protocol/reason_texts.py), so they are not bundled.
+    optional = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        caught = []
+        for handler in node.handlers:
+            kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            caught += [k.id for k in kinds if isinstance(k, ast.Name)]
+        if "ImportError" in caught:
+            for stmt in node.body:
+                for inner in ast.walk(stmt):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        optional.add(id(inner))
+    return optional
+
+
 def _imports(path):
-    # Top-level module names this source imports (absolute imports: all the firmware uses).
+    # Top-level module names this source needs (absolute imports: all the firmware uses);
+    # optional imports (guarded by ImportError) are left out.
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
+    optional = _optional_imports(tree)
     names = set()
     for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 names.add(alias.name)

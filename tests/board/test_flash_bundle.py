@@ -91,6 +91,19 @@ def test_every_import_is_in_the_bundle(bundle):
                 assert rel[:-3] + ".mpy" in paths, (entry["source"], name)
 
 
+def test_optional_imports_stay_out_of_the_bundle(bundle, tmp_path):
+    # An import guarded by ImportError is optional: the host-facing words of the reason codes
+    # are not on the board, where reasons.describe() falls back to the name.
+    out_dir, manifest, out = bundle
+    paths = set(e["path"] for e in manifest["files"])
+    assert "protocol/reasons.mpy" in paths and "protocol/reason_texts.mpy" not in paths
+    source = tmp_path / "m.py"
+    source.write_text("import json\ntry:\n    import crcmod.predefined\nexcept ImportError:\n"
+                      "    pass\ntry:\n    from protocol import x\nexcept (KeyError, ImportError):"
+                      "\n    pass\ntry:\n    import hal.sim\nexcept KeyError:\n    pass\n")
+    assert flash._imports(str(source)) == {"json", "hal.sim"}
+
+
 def test_esp32_bundle(tmp_path):
     status, out, err = cli("flash", "--board", "esp32", "--bundle", str(tmp_path))
     assert status == 0, err

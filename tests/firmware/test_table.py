@@ -100,7 +100,7 @@ def test_every_state_is_reachable(region):
 
 
 def test_refusals_name_known_reasons():
-    known = set(entry[0] for entry in reasons.TEXT.values())
+    known = set(reasons.TEXT.values())
     unknown = sorted(set(row[4][1:] for region, i, row in _all_rows()
                          if row[4] is not None and row[4].startswith("!")) - known)
     assert not unknown, "refusal reasons not in protocol/reasons.py: %s" % unknown
