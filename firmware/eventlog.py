@@ -28,6 +28,8 @@ ALARM_VOLUME_SET = const(15)
 FLEX_STEP = const(16)
 AUTH = const(17)
 COMMIT_FAILED = const(18)
+STORAGE_CORRUPT = const(19)
+OUTAGE = const(20)
 
 # code -> (name, names of the args).  Arg values that index a list are decoded by the host
 # (states, triggers, alarms: see firmware/table.py and firmware/alarms.py).
@@ -51,6 +53,16 @@ EVENTS = {
     FLEX_STEP: ("flex_step", ("ug_per_day",)),
     AUTH: ("auth", ("role", "result")),
     COMMIT_FAILED: ("commit_failed", ()),
+    # At boot, decayed non-volatile memory (firmware/persist.py): snapshot slots and log records
+    # found damaged, the seq of the snapshot restored (0: none) and the highest seq a damaged
+    # slot's header claims (0: none, -1: unreadable); damaged > restored means the newest
+    # commit was lost and the one before it restored (docs/persistence.md).
+    STORAGE_CORRUPT: ("storage_corrupt", ("slots", "log_records", "restored_seq",
+                                          "damaged_seq")),
+    # At boot, the clock says the pump has not run for longer than a commit interval: it was
+    # off (a brown-out) for at least off_s, and at least missed_nl of the committed flow was
+    # not given.  Therapy resumes as programmed; missed drug is never made up.
+    OUTAGE: ("outage", ("off_s", "missed_nl")),
 }
 
 # Names of small enumerations carried in args.

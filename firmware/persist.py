@@ -19,6 +19,10 @@
 #   leaves that slot invalid and the other slot, untouched, is loaded.  load() takes the valid
 #   slot (magic, len <= capacity, CRC, JSON object) with the highest seq.  seq is a u32 that
 #   starts at 1; at one commit a second it would last 136 years, so it is compared plainly.
+#   A cut can only leave the magic blank or half-written (FF FF, 00 FF, 00 00, 00 "P", "V" 00:
+#   never committed); a slot whose magic is anything else, or is "VP" with a bad length, CRC or
+#   payload, was committed and has decayed since (bit flips, a weak cell): load() lists it in
+#   `corrupt` so the pump can say so (docs/persistence.md).
 #
 # Log record (32 bytes at log_base + (seq % log_capacity) * 32), little-endian:
 #   0      4         8         12     13      14                     30      32
@@ -31,7 +35,9 @@
 #   A record is valid when its CRC matches, nargs <= 4 and seq % log_capacity is its index.
 #   A torn record (power cut mid-append) fails its CRC (undetected with odds 2**-16) or still
 #   holds the older record intact; either way it was never committed and is ignored.  Erased
-#   storage (0xFF) is never valid (nargs 255).
+#   storage (0xFF) is never valid (nargs 255).  log_scan() counts the invalid records that are
+#   neither erased nor where the next append goes (where a torn one would be) in
+#   `log_corrupt`: records that were written whole and have decayed since.
 #
 # Snapshots are dicts of plain JSON values (int, str, bool, None, list, dict with str keys);
 # json.dumps(separators=(",", ":")) exists on CPython and MicroPython 1.27.  Key order may
@@ -52,6 +58,8 @@ except ImportError:
 
 _MAGIC = b"VP"
 _UNMAGIC = b"\x00\x00"
+# What erased memory or a cut mid-commit can leave in a slot's magic (see the layout above).
+_BLANK_MAGICS = (b"\xff\xff", b"\x00\xff", b"\x00\x00", b"\x00P", b"V\x00")
 _SLOT_HEAD_BYTES = const(8)       # magic, seq, len
 _SLOT_OVERHEAD_BYTES = const(10)  # head + crc
 _SLOT_FMT = "<IH"                 # seq, len (after the magic)
@@ -59,6 +67,7 @@ _REC_BYTES = const(32)
 _REC_BODY_BYTES = const(30)
 _REC_FMT = "<IIIBB4i"             # seq, t_ms lo, t_ms hi, code, nargs, 4 args
 _REC_ARGS_MAX = const(4)
+_ERASED_REC = b"\xff" * _REC_BYTES
 # Not const(): beyond MicroPython's small-int range on 32-bit ports.
 _I32_MIN = -0x80000000
 _I32_MAX = 0x7FFFFFFF
@@ -91,11 +100,14 @@ class Persist:
         self.snapshot_seq = 0
         self.commits = 0
         self._loaded = False
+        # After load(): (slot index, seq its header claims) of each decayed slot.
+        self.corrupt = []
         # Log state: seqs of the oldest and newest valid records still in the ring.
         self.first_seq = None
         self.last_seq = None
         self.log_appends = 0
         self._scanned = False
+        self.log_corrupt = 0        # after log_scan(): decayed records found
         # Buffers allocated once.
         self._slot_buf = bytearray(slot_size)
         self._slot_mv = memoryview(self._slot_buf)
@@ -104,13 +116,23 @@ class Persist:
 
     # -- snapshots ---------------------------------------------------------------------------
 
-    def load(self):
-        # The newest valid snapshot as a dict, or None if neither slot is valid.
+    def load(self, accept=None):
+        # The newest valid snapshot as a dict, or None if neither slot is valid.  accept: None,
+        # or fn(dict) -> bool, the caller's check that it can restore what it gets (CRC-16
+        # misses some multi-bit damage, odds 2**-16); a slot it refuses counts as corrupt and
+        # the other slot is used.
         best = None
+        corrupt = []
         for index in (0, 1):
             found = self._read_slot(index)
-            if found is not None and (best is None or found[0] > best[0]):
-                best = (found[0], found[1], index)
+            if found is None:
+                continue
+            seq, value = found
+            if value is None or (accept is not None and not accept(value)):
+                corrupt.append((index, seq))
+            elif best is None or seq > best[0]:
+                best = (seq, value, index)
+        self.corrupt = corrupt
         self._loaded = True
         if best is None:
             self.slot = None
@@ -159,25 +181,27 @@ class Persist:
         self.commits += 1
 
     def _read_slot(self, index):
-        # (seq, dict) for a valid slot, else None.
+        # (seq, dict) for a valid slot, (seq its header claims, None) for a decayed one, None
+        # for a blank or torn one (never committed).
         base = index * self.slot_size
         head = self._read(base, _SLOT_HEAD_BYTES)
-        if head[0:2] != _MAGIC:
-            return None
+        magic = bytes(head[0:2])
         seq, n = struct.unpack_from(_SLOT_FMT, head, 2)
+        if magic != _MAGIC:
+            return None if magic in _BLANK_MAGICS else (seq, None)
         if n > self.slot_capacity_bytes:
-            return None
+            return seq, None
         body = self._read(base + _SLOT_HEAD_BYTES, n + 2)
         mv = memoryview(body)
         crc = crc16(mv[0:n], crc16(memoryview(head)[2:_SLOT_HEAD_BYTES]))
         if crc != struct.unpack_from("<H", body, n)[0]:
-            return None
+            return seq, None
         try:
             value = json.loads(bytes(mv[0:n]).decode("utf-8"))
         except ValueError:  # also UnicodeError
-            return None
+            return seq, None
         if not isinstance(value, dict):
-            return None
+            return seq, None
         return seq, value
 
     # -- event log ---------------------------------------------------------------------------
@@ -219,11 +243,19 @@ class Persist:
     def log_scan(self):
         # Boot: find the valid records.  Returns (first_seq, last_seq) or None if the log is empty.
         seqs = []
-        for index in range(self.log_capacity):
-            rec = self._read_record(index)
+        bad = []        # indexes of invalid records that are not erased
+        cap = self.log_capacity
+        for index in range(cap):
+            raw = self._read(self.log_base + index * _REC_BYTES, _REC_BYTES)
+            rec = self._parse_record(raw, index)
             if rec is not None:
                 seqs.append(rec[0])
+            elif raw != _ERASED_REC:
+                bad.append(index)
         self._scanned = True
+        # A torn append sits where the record after the newest goes: not decay.
+        torn_index = ((max(seqs) if seqs else 0) + 1) % cap
+        self.log_corrupt = len(bad) - (1 if torn_index in bad else 0)
         if not seqs:
             self.first_seq = self.last_seq = None
             return None
@@ -255,7 +287,10 @@ class Persist:
         return out
 
     def _read_record(self, index):
-        raw = self._read(self.log_base + index * _REC_BYTES, _REC_BYTES)
+        return self._parse_record(self._read(self.log_base + index * _REC_BYTES, _REC_BYTES),
+                                  index)
+
+    def _parse_record(self, raw, index):
         if crc16(memoryview(raw)[0:_REC_BODY_BYTES]) != struct.unpack_from("<H", raw, _REC_BODY_BYTES)[0]:
             return None
         v = struct.unpack_from(_REC_FMT, raw, 0)

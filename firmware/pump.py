@@ -72,6 +72,41 @@ _BOLUS_PATIENT = const(1)
 _BOLUS_BRIDGE = const(2)
 
 
+# What a snapshot must look like for _restore (Pump._snapshot_ok): 0 an int, [shape] a list of
+# that shape, (shape, ...) a list of exactly those; program, patient_bolus and bolus may be None.
+_ROW2 = (0, 0)
+_SNAPSHOT_SHAPE = {
+    "t_ms": 0, "lockout_until_ms": 0, "low_reservoir_alarm_nl": 0, "reservoir_nl": 0,
+    "concentration": 0, "pending_q": 0, "rate_q": 0, "clock_offset_ms": 0, "boot_count": 0,
+    "battery_used_nah": 0, "service_start_ms": 0, "eri_ms": 0, "delivered_nl": 0,
+    "delivered_ng": 0, "patient_bolus_times": [0], "dose_history": [_ROW2], "alarms": [(0, 0, 0)],
+}
+_I32_MAX = 0x7FFFFFFF
+
+
+def _shaped(value, shape):
+    if shape == 0:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if not isinstance(value, list):
+        return False
+    if isinstance(shape, list):
+        for item in value:
+            if not _shaped(item, shape[0]):
+                return False
+        return True
+    if len(value) != len(shape):
+        return False
+    for i in range(len(shape)):
+        if not _shaped(value[i], shape[i]):
+            return False
+    return True
+
+
+def _i32(value):
+    # A log arg: values past a signed 32-bit field are logged as -1 (unknown).
+    return value if -_I32_MAX - 1 <= value <= _I32_MAX else -1
+
+
 def state_names():
     # For hosts decoding the log: region index -> state names, trigger index -> name.
     return _REGIONS, _STATES, _TRIGGERS
@@ -136,27 +171,92 @@ class Pump:
 
     def boot(self):
         # Restore the last committed state (or start from factory defaults), then arm timers.
-        # Returns True if a committed state was found.
+        # Returns True if a committed state was found.  Damaged storage never stops a boot
+        # (docs/persistence.md): a decayed newest slot falls back to the older one, and with
+        # no slot left after a commit was once made the pump starts from factory defaults in
+        # the fault state (memory_fault alarm), so that nobody takes its empty program for
+        # the prescribed one.
+        persist = self.persist
         try:
-            snapshot = self.persist.load()
+            snapshot = persist.load(self._snapshot_ok)
         except PersistError:
             snapshot = None
-        self.log.next_seq = self._log_next_seq()
+        next_seq = self._log_next_seq()
+        if snapshot is not None and snapshot.get("log_seq", 0) > next_seq:
+            # The newest log records decayed: never hand out a seq the log already used.
+            next_seq = snapshot["log_seq"]
+        self.log.next_seq = next_seq
         lost_nl = 0
+        off_ms = 0
         if snapshot is not None:
-            lost_nl = self._restore(snapshot)
+            lost_nl, off_ms = self._restore(snapshot)
         self.boot_count += 1
         self.log.log(eventlog.BOOT, self.boot_count, 1 if snapshot is not None else 0, lost_nl)
+        corrupt = persist.corrupt
+        if corrupt or persist.log_corrupt:
+            damaged_seq = 0
+            for index, seq in corrupt:
+                if seq > damaged_seq:
+                    damaged_seq = seq
+            self.log.log(eventlog.STORAGE_CORRUPT, len(corrupt), persist.log_corrupt,
+                         _i32(persist.snapshot_seq), _i32(damaged_seq))
+        if off_ms > 0:
+            missed_nl = self.doser.quanta_to_nl(snapshot["rate_q"] * off_ms)
+            self.log.log(eventlog.OUTAGE, _i32(off_ms // 1000), _i32(missed_nl))
         self._arm_housekeeping(self.sched.now_ms())
         self._apply_flows()
         self._update_reservoir_watch()
+        if snapshot is None and corrupt:
+            self.machine.dispatch("fault")
         self._dirty = True
         self._commit()
         return snapshot is not None
 
     def _log_next_seq(self):
-        span = self.persist.log_scan()
+        try:
+            span = self.persist.log_scan()
+        except PersistError:
+            return self.log.next_seq     # unreadable: appends fail and are counted
         return span[1] + 1 if span else 1
+
+    def _snapshot_ok(self, s):
+        # Everything _restore reads, of the type it needs.  A snapshot damaged in a way the
+        # CRC missed (odds 2**-16), or written by another firmware version, is refused rather
+        # than crash the boot half-restored; persist.load() then tries the other slot.
+        try:
+            for key in _SNAPSHOT_SHAPE:
+                if not _shaped(s[key], _SNAPSHOT_SHAPE[key]):
+                    return False
+            states = s["states"]
+            program = s["program"]
+            pb = s["patient_bolus"]
+            bolus = s["bolus"]
+            ok = s["v"] == 1 and s["therapy_on"] in (True, False) and \
+                min(s["rate_q"], s["pending_q"], s["concentration"]) >= 0 and \
+                _shaped(s.get("log_seq", 0), 0) and len(states) == len(_REGIONS) and \
+                limits.library_entry(s["drug"]) is not None and \
+                (bolus is None or _shaped(bolus, (0, 0, 0, 0, 0)) and 0 <= bolus[0] <= 2)
+            for i in range(len(_REGIONS)):
+                ok = ok and states[i] in _STATES[_REGIONS[i]]
+            for key in limits.LIMIT_KEYS:
+                ok = ok and _shaped(s["limits"][key], 0)
+            if pb is not None:
+                for key in ("dose_ug", "duration_ms", "lockout_ms", "max_per_24h"):
+                    ok = ok and _shaped(pb[key], 0)
+            for row in s["alarms"]:
+                ok = ok and 0 <= row[0] < len(alarms.NAMES)
+            if program is not None:
+                if program["mode"] == "continuous":
+                    ok = ok and _shaped(program["basal_ug_per_day"], 0)
+                else:
+                    steps = program["steps"]
+                    ok = ok and program["mode"] == "flex" and len(steps) == 7
+                    for day in steps:
+                        ok = ok and day and _shaped(day, [_ROW2])
+            return bool(ok)
+        except (KeyError, TypeError, IndexError):
+            # A missing key, a dict where a list belongs, a str that is not a drug's name...
+            return False
 
     def _snapshot(self):
         d = self.doser
@@ -188,10 +288,13 @@ class Pump:
             "delivered_ng": self.delivered_ng(),
             "alarms": self.alarms.entries(),
             "bolus": None if bolus is None else bolus[:5],
+            # The log's next seq: if its newest records decay, boot does not reuse their seqs.
+            "log_seq": self.log.next_seq,
         }
 
     def _restore(self, s):
-        # Returns the volume assumed delivered but not committed (see docs/persistence.md).
+        # Returns (the volume assumed delivered but not committed, the least time the pump
+        # cannot have been running: see docs/persistence.md).
         now = self.sched.now_ms()
         # A board's tick counter restarts at boot; shift stored times so none is in the future
         # by more than it was.  In the simulator time continues and the shift is 0.
@@ -217,7 +320,13 @@ class Pump:
         # Strokes after the last commit are not known.  Assume the worst for the patient's
         # supply: everything that could have been delivered since then was (bounded by the
         # commit interval), so the estimate errs low and the low-reservoir alarm comes early.
-        elapsed = min(now - s["t_ms"] if now > s["t_ms"] else 0, self.model["commit_interval_ms"])
+        # Commits are at most one interval apart, so the pump ran at most one interval past
+        # this snapshot, or two when a decayed slot may have held a newer one.  A longer gap
+        # (the clock kept running: a brown-out) is time the pump was off: not delivered, and
+        # never made up (a catch-up would be a bolus nobody prescribed).
+        window = self.model["commit_interval_ms"] * (2 if self.persist.corrupt else 1)
+        gap = now - s["t_ms"] if now > s["t_ms"] else 0
+        elapsed = min(gap, window)
         d = self.doser
         d.set_reservoir(s["reservoir_nl"], s["concentration"])
         lost_q = s["pending_q"] + s["rate_q"] * elapsed
@@ -243,7 +352,7 @@ class Pump:
         elif self.machine.states[_THERAPY] == table.LOCKOUT:
             self.machine.states[_THERAPY] = table.INFUSING
         self._select_basal(now)
-        return lost_nl
+        return lost_nl, gap - elapsed
 
     def _commit(self):
         if not self._dirty:

@@ -38,18 +38,43 @@ _PPM = 1000000
 #   dislodgement   the catheter tip is out of the intrathecal space (or leaks): the drug leaves
 #                  the pump but never reaches the CSF; invisible to the firmware
 #   storage_fail   every write to non-volatile memory fails
-#   power_loss     the supply fails at that moment: the pump reboots from storage (no duration)
+#   power_loss     the supply fails at that moment: the pump reboots from storage (no duration);
+#                  during = "commit" | "log": it fails in the middle of the next write to the
+#                  snapshot slots or the log ring instead, after a seeded number of its bytes
+#   bit_flip       bits = N seeded bits flip in non-volatile memory (region = "snapshot": the
+#                  newest committed snapshot, "snapshots": either slot's, "log": a written log
+#                  record, "any"); the firmware sees them only when it next reads storage: at
+#                  boot (a reset or power_loss later in the scenario)
+#   brown_out      the supply sags below the brown-out threshold for the fault's duration: the
+#                  MCU is held in reset (no strokes, no timers, nothing logged, requests lost)
+#                  while the clock (an RTC on the battery) keeps counting; then it boots
+#   mri            an MRI scan: the magnet stalls the rotor for the scan, and it stays stalled
+#                  for the fault's recover_ms after it (recovery can lag 2-24 h: CLINICAL.md)
+#   link_noise     the telemetry link drops, corrupts or delays frames; only a host run with
+#                  [link] has a link (sim/runner.py Run overrides the handler), so here: nothing
 # Each kind has a Replay method _fault_<kind>(active, phase, fault): active is how many faults of
 # the kind are on after this phase ("start", "end", or "recovered" at end_ms + recover_ms when
 # the fault has recover_ms); fault is the scenario's entry (its options included).
-FAULT_KINDS = ("motor_stall", "occlusion", "dislodgement", "storage_fail", "power_loss")
+FAULT_KINDS = ("motor_stall", "occlusion", "dislodgement", "storage_fail", "power_loss",
+               "mri", "link_noise", "bit_flip", "brown_out")
 
 # A [[faults]] entry with rate_per_year happens at random (seeded): each hour of its window is a
 # Bernoulli draw with p = rate / 8760, so at most one occurrence starts in any hour.
 _FAULT_SEED_XOR = 0xFA017FA0
 _HOURS_PER_YEAR = 8760
 _FAULT_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
+# Bit flips and the byte a power cut lands on come from their own generator, so adding such a
+# fault moves neither the patient's presses nor the random faults.
+_STORAGE_SEED_XOR = 0x5107A6E5
+_REC_BYTES = 32                 # firmware/persist.py's log record
+_SLOT_OVERHEAD_BYTES = 10       # and a snapshot slot's magic, seq, len and CRC
 _MS_PER_HOUR = 3600000
+
+# Requests that are telemetry sessions on a real pump (a programmer's or the patient's remote):
+# with [models] battery they cost the cell a session's charge (docs/battery-and-clock.md).
+_SESSION_ACTIONS = ("patient_bolus", "refill", "program", "program_flex", "clinician_bolus",
+                    "set_patient_bolus", "set_low_reservoir_alarm", "silence_alarms", "start",
+                    "stop", "clear_alarm", "interrogate")
 
 
 def trace_line(seq, t_ms, code, args):
@@ -91,6 +116,15 @@ def plan(config, days, end_ms, rng):
                 if 0 <= t <= end_ms:
                     out.append((t, order, {"action": "patient_bolus"}))
                     order += 1
+    sessions = (config.get("models") or {}).get("telemetry_sessions_per_day") or 0
+    if sessions:
+        # Routine read-outs (a patient's remote, home monitoring), evenly spaced.
+        period = MS_PER_DAY // sessions
+        t = period // 2
+        while t <= end_ms:
+            out.append((t, order, {"action": "interrogate"}))
+            order += 1
+            t += period
     fault_rng = None
     for fault in config.get("faults") or ():
         if "rate_milli_per_year" in fault:
@@ -185,6 +219,9 @@ class Replay:
         self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
                        "patient_boluses": 0, "refused": 0}
         self._faults_on = {}        # kind -> how many of its faults are active
+        self.powered = True         # False while a brown_out holds the MCU in reset
+        self._storage_rng_ = None
+        self._mri_lagging = 0       # MRI scans over whose rotor has not recovered yet
         self.injected_csf_ng = 0    # drug given into the CSF bypassing the pump (screening)
         self._models(config.get("models"))
         self.pump = None
@@ -199,14 +236,46 @@ class Replay:
         # [models]: per-pump stroke-volume bias and per-stroke noise (uniform), both in ppm of
         # the nominal stroke; the noise is drawn from its own SimRng seeded from the seed.
         self._fill_error_ppm = 0
+        self.cell = None            # [models] battery: the true cell (sim/battery.py)
+        self.drifting_clock = None  # [models] clock_*: the pump's crystal (sim/crystal.py)
         if not models:
             return
+        self._cell_and_crystal(models)
         self._fill_error_ppm = models.get("refill_error_ppm") or 0
         self._bias_ppm = models.get("motor_bias_ppm") or 0
         self._noise_ppm = models.get("motor_noise_ppm") or 0
         if self._bias_ppm or self._noise_ppm:
             self._motor_rng = SimRng(self.seed ^ _MOTOR_SEED_XOR)
             self.board.motor.volume_fn = self._stroke_volume
+
+    def _cell_and_crystal(self, models):
+        # [models] battery and clock keys (docs/battery-and-clock.md), before the pump boots: the
+        # crystal replaces the board's clock (the cell draws over its true time), the cell the
+        # board's battery.  Imported here so a replay without them needs neither module.
+        if "clock_drift_ppb" in models:
+            if not self.simulated:
+                raise ValueError("a drifting clock needs the simulated board")
+            from sim.crystal import DriftingClock
+            clock = DriftingClock(models["clock_drift_ppb"],
+                                  models.get("clock_aging_ppb_per_year") or 0)
+            self.board.clock = clock
+            self.board.battery.clock = clock
+            self.drifting_clock = clock
+        if models.get("battery"):
+            from sim import battery
+            self.cell = battery.build(self.board, models, self.model, self.seed)
+
+    def _telemetry_session(self, pump):
+        # Pump.telemetry_session, wrapped at boot when the true cell is modelled: the firmware
+        # counts its nominal charge and the cell draws its own, whoever opened the session (a
+        # direct action here, or firmware/telemetry.py over a [link]).
+        counted = pump.telemetry_session
+        cell = self.cell
+
+        def session():
+            counted()
+            cell.session()
+        pump.telemetry_session = session
 
     def _stroke_volume(self, nominal_nl):
         factor = _PPM + self._bias_ppm
@@ -244,7 +313,26 @@ class Replay:
         handler(active, phase, fault)
 
     def _fault_motor_stall(self, active, phase, fault):
-        self.board.motor.stalled = active > 0
+        self._stall_rotor()
+
+    def _stall_rotor(self):
+        # The rotor turns only when no motor_stall fault, no MRI scan and no MRI recovery lag is
+        # on: each kind ending must not free a rotor another still holds.
+        on = self._faults_on
+        self.board.motor.stalled = (on.get("motor_stall", 0) > 0 or on.get("mri", 0) > 0
+                                    or self._mri_lagging > 0)
+
+    def _fault_mri(self, active, phase, fault):
+        # The magnet stalls the rotor for the scan (start to end); after it the rotor stays
+        # stalled for the entry's recover_ms (CLINICAL.md: recovery can lag 2-24 h), until its
+        # "recovered" phase.  The firmware sees a stalled stroke: motor_stall, therapy halted
+        # until a clinician interrogates the pump (clear_alarm), as CLINICAL.md says of a pump
+        # put into telemetry mode by the field.  No recover_ms: the rotor turns at the scan's end.
+        if phase == "end" and fault.get("recover_ms"):
+            self._mri_lagging += 1
+        elif phase == "recovered" and fault.get("recover_ms") and self._mri_lagging > 0:
+            self._mri_lagging -= 1
+        self._stall_rotor()
 
     def _fault_occlusion(self, active, phase, fault):
         self.board.motor.occluded = active > 0
@@ -255,10 +343,103 @@ class Replay:
     def _fault_storage_fail(self, active, phase, fault):
         self.board.storage.fail_writes = active > 0
 
+    def _fault_link_noise(self, active, phase, fault):
+        # No link in a portable replay: the clinician's actions are direct calls here, so the
+        # golden trace of a [link] scenario is its actions as if the link were perfect.
+        pass
+
     def _fault_power_loss(self, active, phase, fault):
         self._faults_on["power_loss"] = 0
-        if phase == "start":
+        if phase != "start" or not self.powered:
+            return      # in a brown-out the supply is already off: nothing more to lose
+        during = fault.get("during", "now")
+        if during == "now":
             self._reboot("power_loss")
+            return
+        # Arm the cut: the next write into the slots (a commit: unmagic, body, magic) or the
+        # log ring stops after a seeded number of bytes within its size, and the PowerLost it
+        # raises reboots the pump (_guarded: cause "power_lost: ...").  A commit's size is
+        # taken from the newest snapshot; should the next one be shorter than the draw, the
+        # cut lands early in the commit after it (still mid-commit).
+        persist = self.pump.persist
+        storage = self.board.storage
+        if during == "commit":
+            size = self._slot_len(persist.slot) + _SLOT_OVERHEAD_BYTES + 2
+            storage.cut_region = (0, persist.log_base)
+        else:
+            size = _REC_BYTES
+            storage.cut_region = (persist.log_base, storage.size)
+        storage.cut_after_bytes = self._storage_rng().next_u32() % size
+
+    def _fault_bit_flip(self, active, phase, fault):
+        # Flip seeded bits where the entry says; nothing tells the firmware (it reads storage
+        # only at boot).  Each flip is a sim record: address, bit and what it hit.
+        self._faults_on["bit_flip"] = 0
+        if phase != "start":
+            return
+        persist = self.pump.persist
+        region = fault.get("region", "any")
+        rng = self._storage_rng()
+        for _ in range(fault.get("bits", 1)):
+            lo, hi = self._flip_span(region, persist, rng)
+            addr = lo + rng.next_u32() % (hi - lo)
+            bit = rng.next_u32() % 8
+            self.board.storage.flip_bit(addr, bit)
+            self._sim_event("bit_flip", addr=addr, bit=bit, part=self._storage_part(addr))
+
+    def _flip_span(self, region, persist, rng):
+        # The byte range one flip may hit: [lo, hi).
+        if region == "snapshots":
+            region = "snapshot"
+            slot = rng.next_u32() & 1
+        else:
+            slot = persist.slot
+        if region == "snapshot":
+            if slot is None:
+                return 0, persist.log_base
+            base = slot * persist.slot_size
+            return base, base + self._slot_len(slot) + _SLOT_OVERHEAD_BYTES
+        if region == "log":
+            last = persist.last_seq
+            if last is None:
+                return persist.log_base, self.board.storage.size
+            first = max(persist.first_seq, last - persist.log_capacity + 1)
+            seq = first + rng.next_u32() % (last - first + 1)
+            base = persist.log_base + (seq % persist.log_capacity) * _REC_BYTES
+            return base, base + _REC_BYTES
+        return 0, self.board.storage.size
+
+    def _slot_len(self, slot):
+        # The payload length a slot's header gives (0 for no slot; at most what fits).
+        if slot is None:
+            return 0
+        persist = self.pump.persist
+        head = self.board.storage.read(slot * persist.slot_size + 6, 2)
+        n = head[0] | (head[1] << 8)
+        return min(n, persist.slot_capacity_bytes)
+
+    def _storage_part(self, addr):
+        persist = self.pump.persist
+        if addr < persist.slot_size:
+            return "slot_a"
+        if addr < persist.log_base:
+            return "slot_b"
+        return "log"
+
+    def _storage_rng(self):
+        if self._storage_rng_ is None:
+            self._storage_rng_ = SimRng(self.seed ^ _STORAGE_SEED_XOR)
+        return self._storage_rng_
+
+    def _fault_brown_out(self, active, phase, fault):
+        # The MCU is held in reset while any brown-out lasts: _advance moves the clock without
+        # running the firmware and _perform drops requests.  When the supply is back it boots
+        # from storage, seeing the gap on its clock (the firmware logs an outage).
+        if active > 0:
+            self.powered = False
+        elif phase == "end" and not self.powered:
+            self.powered = True
+            self._reboot("brown_out")
 
     # -- hooks (sim/runner.py overrides them) -----------------------------------------------
 
@@ -285,6 +466,8 @@ class Replay:
         self.pump = Pump(self.board, self.model,
                          wall_ms=self.start_wall_ms + self.board.clock.true_ms)
         self.pump.log.listener = self._on_pump_event
+        if self.cell is not None:
+            self._telemetry_session(self.pump)
         restored = self.pump.boot()
         self._on_booted()
         return restored
@@ -293,7 +476,11 @@ class Replay:
         self.counts["resets"] += 1
         self._sim_event("reset", cause=why)
         self.pump = None
-        self._boot()
+        try:
+            self._boot()
+        except PowerLost as exc:
+            # A cut armed for the next commit hit the boot's own commit: boot once more.
+            self._reboot("power_lost: %s" % exc)
 
     def _setup(self):
         c = self.config
@@ -336,6 +523,20 @@ class Replay:
     def _perform(self, action):
         p = self.pump
         kind = action["action"]
+        if not self.powered and kind not in _FAULT_PHASES:
+            # Held in reset by a brown-out: nothing answers, the request is lost.
+            self._sim_event("unpowered", action=kind)
+            return reasons.OK
+        if self.cell is not None and kind in _SESSION_ACTIONS:
+            # With the true cell modelled, a programmer's or patient remote's request is a
+            # telemetry session, as it always is on a real pump (charged to both the firmware's
+            # count and the cell); without it, direct calls as before.
+            p.telemetry_session()
+        if kind == "interrogate":
+            # [models] telemetry_sessions_per_day: a routine read-out, nothing changes.
+            self.counts["interrogations"] = self.counts.get("interrogations", 0) + 1
+            p.status()
+            return reasons.OK
         if kind == "patient_bolus":
             self.counts["patient_requests"] += 1
             self._sim_event("patient_press")
@@ -355,6 +556,12 @@ class Replay:
             else:
                 self._sim_event(kind, kind=action["kind"], fault=action["fault"])
             self._fault(_FAULT_PHASES[kind], action["kind"], action["spec"])
+            return reasons.OK
+        if kind == "screening_bolus":
+            # A screening bolus by lumbar puncture (Lioresal label): straight into the CSF,
+            # before or beside the pump, which neither gives nor sees it.
+            self.injected_csf_ng += action["dose_ug"] * 1000
+            self._sim_event("screening_bolus", dose_ug=action["dose_ug"])
             return reasons.OK
         self._sim_event("action", action=kind)
         if kind == "program":
@@ -393,7 +600,16 @@ class Replay:
             return None
 
     def _advance(self, target):
-        self.pump.sched.run_until(target)
+        if self.powered and self.drifting_clock is not None:
+            # target is true time, the scheduler's deadlines the pump's: run what falls due by
+            # the pump's reading at target (sleeps land on the first true ms that reaches each
+            # deadline, never before), then bring true time exactly to target.
+            self.pump.sched.run_until(self.drifting_clock.pump_ms_at(target))
+            self.drifting_clock.advance_to(target)
+        elif self.powered:
+            self.pump.sched.run_until(target)
+        else:
+            self.board.clock.advance_to(target)     # in reset: time passes, nothing runs
 
     def start(self):
         # The clinician's setup at implant, then the plan of everything that follows.

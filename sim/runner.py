@@ -28,8 +28,13 @@ TIMESERIES_COLUMNS = (
     "t_ms", "time", "day", "therapy", "reservoir_alarm", "battery_alarm", "basal_ug_per_day",
     "reservoir_estimate_ul", "reservoir_true_ul", "delivered_ug", "delivered_true_ug",
     "programmed_ug", "battery_mv", "battery_remaining_pct", "alarms", "delivered_csf_ug",
-    "csf_ng_per_ml", "tone_score", "overdose", "withdrawal_risk",
+    "csf_ng_per_ml", "tone_score", "overdose", "withdrawal_risk", "battery_true_remaining_pct",
+    "clock_offset_s",
 )
+
+# The battery's milestones the summary reports (firmware alarms; docs/battery-and-clock.md).
+_BATTERY_ALARMS = ("elective_replacement", "end_of_service")
+_MS_PER_YEAR = 365 * MS_PER_DAY
 
 
 def _milli(value):
@@ -59,6 +64,7 @@ class Run(Replay):
         self.sample = sample
         self.progress = progress
         self.alarm_counts = {}
+        self.battery_milestones = {}    # alarm -> _battery_snapshot() when first raised
         self.refusals = {}          # "request: reason" -> {count, first, value, limit}
         self.programmed_ng = 0
         self._programmed_rate = 0      # ug/day the program currently asks for
@@ -71,10 +77,16 @@ class Run(Replay):
         self._patient_steps = 0
         self.patient_flag_ms = {"overdose": 0, "withdrawal_risk": 0}
         self._patient_state = self.patient.sample()
+        self.programmer_link = None
         Replay.__init__(self, config, days, seed, board=board)
         if not self.simulated:
             # A bench board's motor knows nothing of the CSF or the true reservoir: no rows.
             self.sample_ms = 0
+        if config.get("link"):
+            # [link]: clinician actions (and maybe patient presses) as programmer sessions over
+            # a byte link in virtual time (sim/telemetry_link.py), instead of direct calls.
+            from sim.telemetry_link import ProgrammerLink
+            self.programmer_link = ProgrammerLink(self, config["link"], self.seed)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -87,6 +99,8 @@ class Run(Replay):
         name = record["event"]
         if name == "alarm_raised":
             self.alarm_counts[record["alarm"]] = self.alarm_counts.get(record["alarm"], 0) + 1
+            if record["alarm"] in _BATTERY_ALARMS and record["alarm"] not in self.battery_milestones:
+                self.battery_milestones[record["alarm"]] = self._battery_snapshot()
         elif name == "refused":
             self.counts["refused"] += 1
             key = "%s: %s" % (record["request"], record["reason"])
@@ -127,6 +141,27 @@ class Run(Replay):
     _on_booted = _track_programmed
     _after_action = _track_programmed
 
+    # -- the programmer's link ([link], sim/telemetry_link.py) ------------------------------
+
+    def _perform(self, action):
+        link = self.programmer_link
+        if link is not None and self.powered and link.takes(action):
+            return link.perform(action)
+        return Replay._perform(self, action)     # in a brown-out: lost ("unpowered")
+
+    def _fault_link_noise(self, active, phase, fault):
+        # The portable Replay has no link; here the fault's rules go on the link's Manipulators
+        # for its window (overlapping faults: the rules of every active one apply).
+        link = self.programmer_link
+        if link is None:
+            return
+        noise = list(link.noise)
+        if phase == "start":
+            noise.append(fault)
+        elif phase == "end" and fault in noise:
+            noise.remove(fault)
+        link.set_noise(noise)
+
     # -- the loop ---------------------------------------------------------------------------
 
     def _csf_ng(self):
@@ -163,6 +198,10 @@ class Run(Replay):
         p = self.pump
         b = self.board
         status = p.status()
+        if not self.powered:
+            # A brown-out holds the MCU in reset: the last status is frozen, nothing runs.
+            status["therapy"] = "unpowered"
+            status["therapy_on"] = False
         self._track_programmed()
         capacity = self.model["battery_capacity_nah"]
         row = {
@@ -184,10 +223,50 @@ class Run(Replay):
             "delivered_csf_ug": _milli(self._csf_ng()),
         }
         row.update(self._patient_columns())
+        row["battery_true_remaining_pct"] = _milli(b.battery.remaining_nah() * 100000
+                                                   // b.battery.capacity_nah)
+        row["clock_offset_s"] = _milli(self._clock_offset_ms())
         if self.sample is not None:
             self.sample(row)
         if self.progress is not None:
             self.progress(now, self.end_ms)
+
+    # -- battery and clock ([models] battery, clock_*: docs/battery-and-clock.md) -----------
+
+    def _clock_offset_ms(self):
+        # The pump's wall clock minus the true one: crystal drift, and any set_clock since.
+        return self.pump.wall_ms() - (self.start_wall_ms + self.board.clock.true_ms)
+
+    def _battery_snapshot(self):
+        # Where the firmware's count and the true cell stood when a battery alarm came.
+        p = self.pump
+        cell = self.board.battery
+        now = self.board.clock.true_ms
+        left = self.model["battery_capacity_nah"] - p.battery_used_nah()
+        out = {"day": _milli(now // 86400), "years": round(now / _MS_PER_YEAR, 3),
+               "time": iso_ms(self.start_wall_ms + now),
+               "firmware_remaining_nah": left if left > 0 else 0}
+        if self.simulated:      # a bench board's battery is real: no true charge to show
+            out["true_remaining_nah"] = cell.remaining_nah()
+        if self.cell is not None:
+            out["loaded_mv"] = cell.loaded_mv()
+            out["rest_mv"] = cell.rest_mv()
+        return out
+
+    def _battery_summary(self):
+        b = self.board.battery
+        out = {"nominal_capacity_nah": self.model["battery_capacity_nah"]}
+        if self.simulated:
+            out["true_capacity_nah"] = b.capacity_nah
+            out["true_remaining_nah"] = b.remaining_nah()
+        if self.cell is not None:
+            out["chemistry"] = self.cell.chemistry
+            out["true_self_discharged_nah"] = self.cell.self_discharged_nah()
+            out["telemetry_sessions"] = self.cell.sessions
+        for alarm in _BATTERY_ALARMS:
+            key = "eri" if alarm == "elective_replacement" else "eos"
+            out[key] = self.battery_milestones.get(alarm)
+        return out
 
     def run(self):
         wall_start = time.perf_counter()
@@ -218,6 +297,7 @@ class Run(Replay):
             "delivered_ug": p.delivered_ng() // 1000,
             "delivered_true_ug": delivered_true_ug,
             "delivered_to_csf_ug": self._csf_ng() // 1000,
+            "injected_to_csf_ug": self.injected_csf_ng // 1000,     # of it, bypassing the pump
             "patient": {"model": EDUCATIONAL_LABEL,
                         "csf_ng_per_ml": round(self._patient_state["csf_ng_per_ml"], 1),
                         "tone_score": round(self._patient_state["tone_score"], 2),
@@ -236,6 +316,8 @@ class Run(Replay):
             "alarms_raised": dict(sorted(self.alarm_counts.items())),
             "tones": {"two_tone": b.annunciator.counts[2], "single_tone": b.annunciator.counts[1]},
             "battery_remaining_pct": round(100.0 * status["battery_remaining_nah"] / self.model["battery_capacity_nah"], 2),
+            "battery": self._battery_summary(),
+            "clock_offset_s": round(self._clock_offset_ms() / 1000.0, 3),
             "wall_seconds": round(wall_s, 3),
             "speedup": round(sim_s / wall_s) if wall_s > 0 else None,
         }

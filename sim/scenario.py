@@ -44,7 +44,7 @@ DEFAULT_REFILL_TIME = "10:00"
 RESERVOIR_SIZES_ML = (20, 40)       # SynchroMed II 8637-20/-40, Prometra 20/40 mL (CLINICAL.md)
 
 TABLES = ("scenario", "pump", "drug", "therapy", "limits", "patient_bolus", "refills", "timeline",
-          "models", "faults")
+          "models", "faults", "link")
 REQUIRED_TABLES = ("scenario", "drug", "therapy")
 
 # What each timeline action takes besides day, time and action (required ones marked True).
@@ -61,6 +61,8 @@ ACTIONS = {
     "set_patient_bolus": {"dose_ug": True, "duration_min": True, "lockout_min": True,
                           "max_per_24h": True, "confirm": False},
     "reset": {},
+    # A screening bolus by lumbar puncture (Lioresal label): into the CSF, bypassing the pump.
+    "screening_bolus": {"dose_ug": True},
 }
 
 # [[faults]] kinds (sim/replay.py FAULT_KINDS; docs/scenarios.md) and the largest duration.
@@ -375,6 +377,9 @@ def validate(raw, source="<scenario>"):
         config["models"] = _models(c, c.table("models", raw["models"]), config)
     if "faults" in raw:
         config["faults"] = _faults(c, raw["faults"], config)
+    if "link" in raw:
+        config["link"] = _link(c, c.table("link", raw["link"]))
+    _check_link_faults(c, config)
     return config
 
 
@@ -392,7 +397,9 @@ def _pct_ppm(c, table, t, key, lo, hi, note=""):
 
 def _models(c, t, config):
     T = "models"
-    c.keys(T, t, ("motor_bias_pct", "motor_noise_pct", "refill_error_pct"))
+    c.keys(T, t, ("motor_bias_pct", "motor_noise_pct", "refill_error_pct") + BATTERY_KEYS
+           + CLOCK_KEYS)
+    cell_and_crystal = _battery_and_clock(c, T, t)
     if t.get("motor_bias_pct") == "random":
         # One pump of the accuracy class: a bias drawn from the seed, uniform in +-14.5 %.
         from hal.sim import SimRng
@@ -406,17 +413,219 @@ def _models(c, t, config):
                      " (each stroke varies uniformly within +-this)")
     fill = _pct_ppm(c, T, t, "refill_error_pct", -50, 50,
                     " (the true volume of every fill and refill vs what the clinician enters)")
-    return {"motor_bias_ppm": bias, "motor_noise_ppm": noise, "refill_error_ppm": fill}
+    models = {"motor_bias_ppm": bias, "motor_noise_ppm": noise, "refill_error_ppm": fill}
+    models.update(cell_and_crystal)
+    return models
+
+
+# [models] keys of the true battery cell and the clock crystal (sim/battery.py, sim/crystal.py;
+# docs/battery-and-clock.md says where each default comes from).  Absent: no key in the config,
+# so a scenario without them replays exactly as before.
+BATTERY_CHEMISTRIES = ("li-cfx-svo", "li-svo")
+BATTERY_KEYS = ("battery", "battery_capacity_error_pct", "battery_capacity_spread_pct",
+                "battery_self_discharge_pct_per_year", "battery_stroke_load_ua", "battery_read",
+                "telemetry_sessions_per_day")
+CLOCK_KEYS = ("clock_drift_ppm", "clock_temperature_c", "clock_tempco_ppm_per_c2",
+              "clock_aging_ppm_per_year")
+CLOCK_TEMPCO_PPM_PER_C2 = -0.034       # tuning-fork watch crystal (docs/battery-and-clock.md)
+CLOCK_TURNOVER_C = 25
+
+
+def _scaled(c, T, t, key, lo, hi, scale, unit, note=""):
+    """A number (whole or decimal) from lo to hi -> round(value * scale), or None if absent."""
+    allowed = "must be a number%s from %s to %s%s" % (unit, lo, hi, note)
+    if key not in t:
+        return None
+    value = t[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+            or not lo <= value <= hi:
+        c.fail(T, key, value, allowed)
+    return int(round(value * scale))
+
+
+def _battery_and_clock(c, T, t):
+    out = {}
+    chemistry = t.get("battery")
+    if "battery" in t:
+        c.choice(T, t, "battery", BATTERY_CHEMISTRIES,
+                 note=" (the true cell's chemistry: docs/battery-and-clock.md)")
+        out["battery"] = chemistry
+    for key in BATTERY_KEYS[1:]:
+        if key in t and chemistry is None:
+            c.fail(T, key, t[key], 'needs battery = "li-cfx-svo" or "li-svo" in [models] (the '
+                   "true cell it describes)")
+    error = _pct_ppm(c, T, t, "battery_capacity_error_pct", -50, 50,
+                     " (this cell's true capacity vs the nominal battery_capacity_nah)")
+    if error:
+        out["battery_capacity_error_ppm"] = error
+    spread = _pct_ppm(c, T, t, "battery_capacity_spread_pct", 0, 50,
+                      " (the true capacity is drawn uniformly within +-this, seeded)")
+    if spread:
+        out["battery_capacity_spread_ppm"] = spread
+    if "battery_self_discharge_pct_per_year" in t:
+        out["battery_self_discharge_ppm_per_year"] = _pct_ppm(
+            c, T, t, "battery_self_discharge_pct_per_year", 0, 20, " of the capacity")
+    if "battery_stroke_load_ua" in t:
+        out["battery_stroke_load_ua"] = c.int(T, t, "battery_stroke_load_ua", 0, 100000,
+                                              unit="uA", note=" (current during a stroke)")
+    if "battery_read" in t:
+        out["battery_read"] = c.choice(T, t, "battery_read", ("loaded", "rest"),
+                                       note=" (the firmware's reading under a stroke's load, "
+                                       "or at rest)")
+    if "telemetry_sessions_per_day" in t:
+        out["telemetry_sessions_per_day"] = c.int(T, t, "telemetry_sessions_per_day", 0, 96,
+                                                  note=" (routine read-outs, evenly spaced)")
+    if any(key in t for key in CLOCK_KEYS):
+        drift = _scaled(c, T, t, "clock_drift_ppm", -200, 200, 1000, " of ppm",
+                        " (the crystal's frequency error at 25 degC; + runs fast)") or 0
+        tempco = _scaled(c, T, t, "clock_tempco_ppm_per_c2", -0.1, 0, 10 ** 6, " of ppm/degC^2")
+        if tempco is None:
+            tempco = int(round(CLOCK_TEMPCO_PPM_PER_C2 * 10 ** 6))     # ppb per 1000 degC^2
+        temperature_mc = _scaled(c, T, t, "clock_temperature_c", 20, 45, 1000, " of degC",
+                                 " (where the crystal sits: 37 in the body)")
+        if temperature_mc is not None:
+            d_mc = temperature_mc - CLOCK_TURNOVER_C * 1000
+            # tempco here is ppb/degC^2 x 1000; d_mc^2 is (milli-degC)^2: divide by 10^9.
+            drift += tempco * d_mc * d_mc // 10 ** 9
+        out["clock_drift_ppb"] = drift
+        aging = _scaled(c, T, t, "clock_aging_ppm_per_year", -10, 10, 1000, " of ppm")
+        if aging:
+            out["clock_aging_ppb_per_year"] = aging
+    return out
+
+
+# An MRI's recovery lag: after the scan the rotor stays stalled this long (CLINICAL.md: recovery
+# can lag 2-24 h).  Default: the shortest lag cited; at most the longest.
+MRI_RECOVERY_DEFAULT_HOURS = 2
+MRI_RECOVERY_MAX_HOURS = 24
+
+
+def _mri_recovery(c, T, t, key):
+    hours = t[key]
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours != hours \
+            or not 0 <= hours <= MRI_RECOVERY_MAX_HOURS:
+        c.fail(T, key, hours, "must be a number of hours from 0 to %d: how long the rotor stays "
+               "stalled after the scan (CLINICAL.md: recovery can lag 2-24 h; 0: it turns as "
+               "soon as the scan ends)" % MRI_RECOVERY_MAX_HOURS)
+    return {"recover_ms": int(round(hours * 3600000))}
 
 
 # What a [[faults]] entry may carry beside day/time (or rate_per_year/from_day/to_day), kind and
 # duration_hours, per kind: key -> parser(c, T, t, key) returning the config fields it sets.
 FAULT_OPTIONS = {
     "motor_stall": {}, "occlusion": {}, "dislodgement": {}, "storage_fail": {}, "power_loss": {},
+    "mri": {"recovery_hours": _mri_recovery},
 }
+# Config fields a kind's entry gets when its option is not given.
+FAULT_DEFAULTS = {"mri": {"recover_ms": MRI_RECOVERY_DEFAULT_HOURS * 3600000}}
 # Kinds that happen at one instant: no duration_hours.
-INSTANT_FAULTS = ("power_loss",)
+INSTANT_FAULTS = ("power_loss", "bit_flip")
 MAX_FAULT_RATE_PER_YEAR = 8760      # one an hour: random faults are drawn hour by hour
+
+# [link]: how the simulated clinician (and patient) reach the pump (sim/telemetry_link.py).
+LINK_MODES = ("direct", "telemetry")
+LINK_DIRECTIONS = ("both", "to_pump", "from_pump")
+MAX_LINK_DELAY_MS = 60000
+
+
+def _link(c, t):
+    T = "link"
+    c.keys(T, t, ("clinician", "patient", "baud", "timeout_ms", "retries", "connect_attempts"))
+    return {
+        "clinician": c.choice(T, t, "clinician", LINK_MODES, default="direct",
+                              note=" (telemetry: each clinician action is a programmer session "
+                              "over the link)"),
+        "patient": c.choice(T, t, "patient", LINK_MODES, default="direct",
+                            note=" (telemetry: each bolus press goes through the patient's "
+                            "remote)"),
+        "baud": c.int(T, t, "baud", 300, 4000000, default=9600, unit="of bit/s",
+                      note=" (8N1: 10 bits a byte)"),
+        "timeout_ms": c.int(T, t, "timeout_ms", 10, 600000, default=1000, unit="of ms",
+                            note=" (the programmer's wait for an answer before it resends)"),
+        "retries": c.int(T, t, "retries", 0, 10, default=3,
+                         note=" (resends of the same frame before a link failure)"),
+        "connect_attempts": c.int(T, t, "connect_attempts", 1, 10, default=3,
+                                  note=" (times the programmer tries to open a session)"),
+    }
+
+
+def _link_pct(field):
+    def parse(c, T, t, key):
+        ppm = _pct_ppm(c, T, t, key, 0, 100, " (of the frames, each drawn at random, seeded)")
+        return {field: ppm}
+    return parse
+
+
+def _link_int(field, lo, hi, unit, note):
+    def parse(c, T, t, key):
+        return {field: c.int(T, t, key, lo, hi, unit=unit, note=note)}
+    return parse
+
+
+def _link_direction(c, T, t, key):
+    return {"direction": c.choice(T, t, key, LINK_DIRECTIONS,
+                                  note=" (to_pump: the programmer's frames; from_pump: the "
+                                  "pump's answers)")}
+
+
+# Storage and supply faults (sim/replay.py; docs/scenarios.md, docs/persistence.md).
+BIT_FLIP_REGIONS = ("any", "snapshot", "snapshots", "log")
+POWER_LOSS_DURING = ("now", "commit", "log")
+MAX_BIT_FLIPS = 4096
+
+
+def _bit_flip_bits(c, T, t, key):
+    return {"bits": c.int(T, t, key, 1, MAX_BIT_FLIPS, unit="of bits",
+                          note=" (each at a seeded place in region)")}
+
+
+def _bit_flip_region(c, T, t, key):
+    return {"region": c.choice(T, t, key, BIT_FLIP_REGIONS,
+                               note=" (snapshot: the newest committed snapshot; snapshots: "
+                               "either slot's; log: a written log record; any: anywhere in "
+                               "the storage)")}
+
+
+def _power_loss_during(c, T, t, key):
+    return {"during": c.choice(T, t, key, POWER_LOSS_DURING,
+                               note=" (now: at that moment; commit: midway through the next "
+                               "write to the snapshot slots; log: midway through the next log "
+                               "record)")}
+
+
+FAULT_OPTIONS["bit_flip"] = {"bits": _bit_flip_bits, "region": _bit_flip_region}
+FAULT_OPTIONS["power_loss"] = {"during": _power_loss_during}
+FAULT_OPTIONS["brown_out"] = {}
+FAULT_DEFAULTS["bit_flip"] = {"bits": 1, "region": "any"}
+
+
+FAULT_OPTIONS["link_noise"] = {
+    "drop_pct": _link_pct("drop_ppm"),
+    "corrupt_pct": _link_pct("corrupt_ppm"),
+    "corrupt_bits": _link_int("corrupt_bits", 1, 64, "of bits", " (flipped in a corrupted "
+                              "frame)"),
+    "delay_ms": _link_int("delay_ms", 0, MAX_LINK_DELAY_MS, "of ms", " (added to a frame's "
+                          "trip)"),
+    "delay_pct": _link_pct("delay_ppm"),
+    "direction": _link_direction,
+}
+
+
+def _check_link_faults(c, config):
+    # A link_noise fault needs a link to act on, and must do something.
+    link = config.get("link") or {}
+    over_link = "telemetry" in (link.get("clinician"), link.get("patient"))
+    for fault in config.get("faults") or ():
+        if fault["kind"] != "link_noise":
+            continue
+        T = "faults #%d" % fault["number"]
+        if not over_link:
+            c.fail(T, "kind", "link_noise", "needs a link: add [link] with clinician = "
+                   "\"telemetry\" (or patient = \"telemetry\"); without it the simulator "
+                   "calls the pump directly and no frame could be hit")
+        if not (fault.get("drop_ppm") or fault.get("corrupt_ppm") or fault.get("delay_ms")):
+            c.fail(T, "kind", "link_noise", "does nothing: give drop_pct, corrupt_pct or "
+                   "delay_ms (above 0)")
 
 
 def _hours_ms(c, T, t, key, allowed, lo_exclusive=True):
@@ -481,6 +690,8 @@ def _faults(c, value, config):
         for key in options:
             if key in t:
                 entry.update(options[key](c, T, t, key))
+        for key, default in FAULT_DEFAULTS.get(kind, {}).items():
+            entry.setdefault(key, default)
         out.append(entry)
     out.sort(key=lambda item: item.get("t_ms", -1))   # stable: equal times keep file order
     return out
@@ -573,8 +784,13 @@ def _concentration(c, table, t, key, entry, default=_REQUIRED):
 
 def _therapy(c, t, config, capacity_ul, default_alarm_nl):
     T = "therapy"
-    mode = c.choice(T, t, "mode", ("continuous", "flex"))
-    if mode == "continuous":
+    mode = c.choice(T, t, "mode", ("continuous", "flex", "stopped"))
+    if mode == "stopped":
+        # Filled but not programmed (e.g. before implant, while screening): therapy idle until
+        # a timeline program or program_flex (CLINICAL.md therapy modes: stopped).
+        c.keys(T, t, ("mode", "low_reservoir_alarm_ul", "confirm"), why=' for mode = "stopped"')
+        config["therapy"] = None
+    elif mode == "continuous":
         c.keys(T, t, ("mode", "basal_ug_per_day", "low_reservoir_alarm_ul", "confirm"),
                why=' for mode = "continuous"')
         basal = c.int(T, t, "basal_ug_per_day", 0, MAX_UG, unit="of ug/day")
@@ -797,6 +1013,9 @@ def _timeline(c, value, config, entry, capacity_ul):
                 c, T, t, "concentration_ug_per_ml", entry,
                 default=config["concentration_ug_per_ml"])
             item["bridge"] = c.bool(T, t, "bridge")
+        elif action == "screening_bolus":
+            item["dose_ug"] = c.int(T, t, "dose_ug", 1, MAX_UG, unit="of ug",
+                                    note=" (label screening doses: 50, 75, 100 ug)")
         elif action == "silence_alarms":
             item["silence_ms"] = c.int(T, t, "minutes", 1, 1440, unit="of minutes") * MS_PER_MIN
         elif action == "set_low_reservoir_alarm":

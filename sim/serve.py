@@ -80,6 +80,8 @@ class Serve:
             run._guarded(run._perform, action)
         if target_ms > run.board.clock.true_ms:
             run._guarded(run._advance, target_ms)
+        if not run.powered:
+            return 0        # a brown-out holds the pump in reset: nothing answers yet
         if self.telemetry.pump is not run.pump:
             # A reset replaced the pump: its telemetry starts over, as after a real reboot.
             self.telemetry = Telemetry(run.pump, self.link, self.keys)
@@ -96,7 +98,8 @@ class Serve:
                 elapsed_s = self._monotonic() - start_wall
                 target = start_virtual + int(elapsed_s * 1000 * self.speed)
                 self.step(target)
-                deadline = self.pump.sched.next_deadline()
+                # In a brown-out the pump's timers are frozen: no deadline to wake for.
+                deadline = self.pump.sched.next_deadline() if self.run_.powered else None
                 timeout = MAX_WAIT_S
                 if deadline is not None:
                     until_s = (deadline - self.now_virtual_ms()) / 1000.0 / self.speed

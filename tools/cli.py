@@ -133,6 +133,24 @@ def _format_refusals(refusals):
     return "; ".join(parts) or "none"
 
 
+def _format_battery(battery):
+    # " by the pump's count; true cell ...; ERI at ...; EOS at ...": the summary's battery line.
+    if not battery:
+        return ""
+    parts = [" by the pump's count"]
+    if "true_capacity_nah" in battery:      # a simulated board (a bench board's cell is real)
+        parts.append("true cell %.2f %% left of %s nAh (nominal %s)" % (
+            100.0 * battery["true_remaining_nah"] / battery["true_capacity_nah"],
+            "{:,}".format(battery["true_capacity_nah"]),
+            "{:,}".format(battery["nominal_capacity_nah"])))
+    for key in ("eri", "eos"):
+        at = battery.get(key)
+        if at:
+            parts.append("%s at %.2f years (day %s)" % (key.upper(), at["years"],
+                                                       at["day"].split(".")[0]))
+    return "; ".join(parts)
+
+
 def _format_summary(summary, out_dir):
     def ug(value):
         return "{:,} ug".format(value)
@@ -147,9 +165,12 @@ def _format_summary(summary, out_dir):
         "  dose       programmed %s, delivered %s%s (pump's own count %s)" % (
             ug(summary["programmed_ug"]), ug(summary["delivered_true_ug"]),
             " (%.2f %%)" % pct if pct is not None else "", ug(summary["delivered_ug"])),
-        "  to CSF     %s%s" % (
+        "  to CSF     %s%s%s" % (
             ug(summary["delivered_to_csf_ug"]),
-            "" if summary["delivered_to_csf_ug"] == summary["delivered_true_ug"] else
+            " (%s of it by screening boluses, not through the pump)"
+            % ug(summary["injected_to_csf_ug"]) if summary.get("injected_to_csf_ug") else "",
+            "" if summary["delivered_to_csf_ug"] - summary.get("injected_to_csf_ug", 0)
+            == summary["delivered_true_ug"] else
             "  <- differs from what left the pump (%s): a catheter fault the pump cannot see"
             % ug(summary["delivered_true_ug"])),
         "  patient    CSF %.1f ng/mL, tone score %.2f at the end; overdose flagged %s h, "
@@ -167,10 +188,14 @@ def _format_summary(summary, out_dir):
             final["therapy"], final["reservoir"], final["battery"],
             summary["reservoir_true_ul"] / 1000.0, summary["reservoir_estimate_ul"] / 1000.0,
             "; active alarms: " + ", ".join(summary["active_alarms"]) if summary["active_alarms"] else ""),
-        "  battery    %.2f %% left" % summary["battery_remaining_pct"],
+        "  battery    %.2f %% left%s" % (summary["battery_remaining_pct"],
+                                         _format_battery(summary.get("battery"))),
         "  speed      %.3f s wall, %s x real time" % (
             summary["wall_seconds"], "{:.2e}".format(speed) if speed else "n/a"),
     ]
+    if summary.get("clock_offset_s"):
+        lines.insert(-1, "  clock      pump clock %+.3f s from true time at the end (crystal drift "
+                         "or set_clock)" % summary["clock_offset_s"])
     if out_dir:
         lines.append("  output     %s, %s" % (os.path.join(out_dir, "events.jsonl"),
                                               os.path.join(out_dir, "timeseries.csv")))

@@ -115,7 +115,7 @@ class Programmer:
     _closed = True
 
     def __init__(self, url_or_link, role="clinician", key=None, timeout_s=1.0, retries=3,
-                 spy=None):
+                 spy=None, clock=time.monotonic, random_bytes=os.urandom):
         if role not in ROLES:
             raise ProgrammerError("role %r unknown; allowed: %s" % (role, ", ".join(ROLES)))
         if not timeout_s > 0:
@@ -129,6 +129,11 @@ class Programmer:
         self.timeout_s = timeout_s
         self.retries = retries
         self.spy = spy
+        # clock() in seconds times the waits for answers; random_bytes(n) draws session nonces.
+        # A simulation passes its virtual clock and a seeded generator (sim/telemetry_link.py):
+        # the same run, the same frames, and no real waiting.
+        self._clock = clock
+        self._random_bytes = random_bytes
         if isinstance(url_or_link, str):
             from hal.serial_link import SerialLink
             try:
@@ -197,7 +202,7 @@ class Programmer:
             raise KeyFileError("a session needs the %s key: none was given" % self.role)
         role = ROLES[self.role]
         self._session_key = None
-        cn = os.urandom(16)
+        cn = self._random_bytes(16)
         opened = self._plain(C.SESSION_OPEN, {"role": role, "cn": cn})
         pn = bytes(opened["pn"])
         sid = opened["session_id"]
@@ -429,7 +434,7 @@ class Programmer:
                 self._spy("tx", "%s seq=%d: resend %d of %d (same frame)"
                           % (_command_name(cmd), seq, attempt, retries))
             self._write(data)
-            got = self._await(seq, resp_cmd, time.monotonic() + self.timeout_s)
+            got = self._await(seq, resp_cmd, self._clock() + self.timeout_s)
             if got is not None:
                 self._link_failed = False
                 return got
@@ -443,7 +448,7 @@ class Programmer:
         while True:
             # Wait first: just after a write the answer cannot be there yet, and an empty read
             # of a serial port costs as much as a wait.
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 return None
             self._wait(min(remaining, _POLL_S))

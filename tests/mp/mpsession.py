@@ -34,7 +34,7 @@ PACKAGE = os.path.join("node_modules", "@micropython", "micropython-webassembly-
 # that run a scenario there (paths relative to the repo root).
 PORTABLE_PACKAGES = ("firmware", "protocol")
 PORTABLE_EXTRA = ("hal/__init__.py", "hal/base.py", "hal/errors.py", "hal/sim.py",
-                  "sim/__init__.py", "sim/replay.py")
+                  "sim/__init__.py", "sim/replay.py", "sim/battery.py", "sim/crystal.py")
 
 
 def portable_files(root=ROOT):

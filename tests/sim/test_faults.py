@@ -9,10 +9,16 @@ from firmware.dosing import MS_PER_DAY
 from sim import scenario
 from sim.errors import ScenarioError
 from sim.replay import FAULT_KINDS, Replay
-from sim.runner import Run
+from simtest import (  # tests/sim/simtest.py
+    MONDAY_0800,
+    MS_PER_HOUR,
+    doc,
+    load_text,
+    pump_events,
+    rel,
+    run,
+    sim_events)
 
-MONDAY_0800 = 1767600000000       # 2026-01-05T08:00
-MS_PER_HOUR = 3600000
 # 400 ug/day of 500 ug/mL = 800 uL/day = 800 strokes of 1000 nL: one every 108 s.
 STROKE_INTERVAL_MS = MS_PER_DAY // 800
 
@@ -40,30 +46,6 @@ def fault(kind, day, hours=None, hour=1, number=1, **options):
              "kind": kind, "number": number}
     entry.update(options)
     return entry
-
-
-def run(cfg):
-    events = []
-    rows = []
-    r = Run(cfg, sink=events.append, sample=rows.append)
-    summary = r.run()
-    return r, summary, events, rows
-
-
-def rel(e):
-    return e["t_ms"] - MONDAY_0800
-
-
-def pump_events(events, name, after=0):
-    return [e for e in events if e["src"] == "pump" and e["event"] == name and rel(e) >= after]
-
-
-def sim_events(events, name):
-    return [e for e in events if e["src"] == "sim" and e["event"] == name]
-
-
-def row_at(rows, t_ms):
-    return [r for r in rows if r["t_ms"] - MONDAY_0800 == t_ms][0]
 
 
 def ul(text):
@@ -225,16 +207,6 @@ def test_same_seed_same_events_with_every_fault():
 
 
 # ------------------------------------------------------------------------------ scenario files
-
-def doc(extra):
-    return ('[scenario]\nname = "x"\ndays = 5\nseed = 3\n[drug]\nconcentration_ug_per_ml = 500\n'
-            '[therapy]\nmode = "continuous"\nbasal_ug_per_day = 400\n' + extra)
-
-
-def load_text(tmp_path, text):
-    path = tmp_path / "s.toml"
-    path.write_text(text, encoding="utf-8")
-    return scenario.load(str(path))
 
 
 def test_models_and_faults_tables_convert_to_firmware_units(tmp_path):
