@@ -30,7 +30,7 @@ MS_PER_DAY = 86400000
 _NUMERIC = ("t_ms", "basal_ug_per_day", "reservoir_estimate_ul", "reservoir_true_ul",
             "delivered_ug", "delivered_true_ug", "programmed_ug", "battery_mv",
             "battery_remaining_pct", "delivered_csf_ug", "csf_ng_per_ml", "tone_score",
-            "overdose", "withdrawal_risk")
+            "overdose", "withdrawal_risk", "battery_true_remaining_pct", "clock_offset_s")
 
 
 class ReportInputError(Exception):
@@ -153,6 +153,24 @@ def summarize(events):
     return s
 
 
+def battery_and_clock(events, rows):
+    """When ERI and EOS came (days from the start), what the firmware counted and what the
+    true cell held at the end, the lowest voltage read, and the crystal's offset at the end."""
+    t0 = rows[0]["t_ms"]
+    out = {"eri_day": None, "eos_day": None}
+    for e in events:
+        if e.get("src") == "pump" and e["event"] == "alarm_raised":
+            key = {"elective_replacement": "eri_day", "end_of_service": "eos_day"}.get(e.get("alarm"))
+            if key and out[key] is None:
+                out[key] = round(_event_day(e, t0), 3)
+    last = rows[-1]
+    out.update(remaining_pct_firmware=last["battery_remaining_pct"],
+               remaining_pct_true=last["battery_true_remaining_pct"],
+               lowest_mv=min(r["battery_mv"] for r in rows),
+               clock_offset_s=last["clock_offset_s"])
+    return out
+
+
 def daily_doses(rows):
     """Per whole day from the start: delivered (true, pump's count, CSF) and programmed, ug.
 
@@ -251,10 +269,11 @@ def therapy_spans(events, rows):
     return spans
 
 
-def plot_all(events, rows, summary, daily, curves, out_dir, plt):
+def plot_all(events, rows, summary, daily, curves, out_dir, plt, model=None):
     files = {}
     x = _days(rows)
     t0 = rows[0]["t_ms"]
+    model = model or {}
 
     def save(fig, name):
         fig.tight_layout()
@@ -309,11 +328,45 @@ def plot_all(events, rows, summary, daily, curves, out_dir, plt):
     ax.legend(lines + more, labels + more_labels, loc="best", fontsize=8)
     save(fig, "patient.png")
 
-    fig, ax = plt.subplots(figsize=(9, 3.0))
-    ax.plot(x, [r["battery_remaining_pct"] for r in rows], color="tab:purple")
-    ax.set_xlabel("day")
+    # The firmware's coulomb count against the true cell (they differ when [models] battery
+    # is on), the voltage it reads with the model's ERI/EOS thresholds, and when ERI and EOS
+    # came; a drifting crystal's offset from true time below, when there is one.
+    drift = any(r["clock_offset_s"] for r in rows)
+    fig, axes = plt.subplots(2 if drift else 1, 1, figsize=(9, 4.6 if drift else 3.2),
+                             sharex=True, squeeze=False)
+    ax = axes[0][0]
+    ax.plot(x, [r["battery_remaining_pct"] for r in rows], color="tab:purple",
+            label="remaining: the firmware's count")
+    if any(r["battery_true_remaining_pct"] != r["battery_remaining_pct"] for r in rows):
+        ax.plot(x, [r["battery_true_remaining_pct"] for r in rows], color="tab:purple", ls="--",
+                label="remaining: the true cell")
     ax.set_ylabel("battery remaining (%)")
+    ax.set_ylim(0, 105)
+    volts = ax.twinx()
+    volts.plot(x, [r["battery_mv"] for r in rows], color="tab:gray", lw=1, label="battery mV")
+    for key, color in (("eri_mv", "tab:orange"), ("eos_mv", "tab:red")):
+        if key in model:
+            volts.axhline(model[key], color=color, ls=":", lw=1,
+                          label="%s %d mV" % (key[:3].upper(), model[key]))
+    volts.set_ylabel("battery (mV)")
+    for e in events:
+        if e.get("src") == "pump" and e["event"] == "alarm_raised" and \
+                e.get("alarm") in ("elective_replacement", "end_of_service"):
+            day = _event_day(e, t0)
+            ax.axvline(day, color="tab:orange" if e["alarm"] == "elective_replacement"
+                       else "tab:red", lw=1)
+            ax.annotate("ERI" if e["alarm"] == "elective_replacement" else "EOS", (day, 100),
+                        fontsize=8, ha="right", va="top", rotation=90)
     ax.set_title("Battery")
+    lines, labels = ax.get_legend_handles_labels()
+    more, more_labels = volts.get_legend_handles_labels()
+    ax.legend(lines + more, labels + more_labels, loc="lower left", fontsize=7)
+    if drift:
+        clock = axes[1][0]
+        clock.plot(x, [r["clock_offset_s"] for r in rows], color="tab:brown")
+        clock.set_ylabel("pump clock - true (s)")
+        clock.set_title("Clock crystal drift", fontsize=9)
+    axes[-1][0].set_xlabel("day")
     save(fig, "battery.png")
 
     fig, ax = plt.subplots(figsize=(9, 3.6))
@@ -384,7 +437,7 @@ def _counts(d):
     return ", ".join("%s x%d" % (k, v) for k, v in sorted(d.items())) or "none"
 
 
-def render_html(summary, daily, files, curves, out_dir):
+def render_html(summary, daily, files, curves, out_dir, battery=None):
     total = lambda c: round(sum(daily[c]), 3)
     rows = [("scenario", summary["scenario"]), ("days", summary["days"]),
             ("seed", summary["seed"]), ("refills", summary["refills"]),
@@ -413,6 +466,15 @@ def render_html(summary, daily, files, curves, out_dir):
             data = base64.b64encode(f.read()).decode("ascii")
         parts.append("<h2>%s</h2>" % html.escape(title))
         parts.append("<img alt=\"%s\" src=\"data:image/png;base64,%s\">" % (html.escape(title), data))
+        if key == "battery" and battery is not None:
+            parts.append(_table([
+                ("ERI (elective replacement), day", battery["eri_day"] or "not reached"),
+                ("EOS (end of service), day", battery["eos_day"] or "not reached"),
+                ("remaining at the end: firmware's count / true cell (%)",
+                 "%.2f / %.2f" % (battery["remaining_pct_firmware"],
+                                  battery["remaining_pct_true"])),
+                ("lowest voltage read (mV)", "%d" % battery["lowest_mv"]),
+                ("pump clock - true time at the end (s)", "%.3f" % battery["clock_offset_s"])]))
         if key == "trumpet":
             tr = curves["trumpet"]
             parts.append(_table([("mean flow, 2nd hour (uL/h)", "%.3f" % tr["mean_flow_ul_per_h"]),
@@ -442,13 +504,19 @@ def make_report(directory, out_dir=None, config=None):
         except ValueError as exc:
             # e.g. nothing programmed in a window of the second hour (therapy stopped)
             curves_error = "no flow curves for %s: %s" % (config["name"], exc)
-    files = plot_all(events, rows, summary, daily, curves, out_dir, plt)
-    page = render_html(summary, daily, files, curves, out_dir)
+    # The pump model's thresholds for the battery plot: the scenario's, else the defaults.
+    from firmware.pump import MODEL
+    model = dict(MODEL)
+    if config is not None:
+        model.update(config.get("model") or {})
+    files = plot_all(events, rows, summary, daily, curves, out_dir, plt, model)
+    battery = battery_and_clock(events, rows)
+    page = render_html(summary, daily, files, curves, out_dir, battery)
     with open(os.path.join(out_dir, "report.html"), "w", encoding="utf-8") as f:
         f.write(page)
     report = {"educational": EDUCATIONAL, "source": os.path.abspath(directory),
               "summary": summary, "daily": daily, "figures": files,
-              "flow_curves": curves}
+              "battery_and_clock": battery, "flow_curves": curves}
     if curves_error:
         report["flow_curves_error"] = curves_error
     with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:

@@ -206,3 +206,37 @@ def test_no_flow_programmed_reports_why(tmp_path):
         data = json.load(f)
     assert data["flow_curves"] is None and "nothing programmed" in data["flow_curves_error"]
     assert not os.path.exists(os.path.join(d, "trumpet.png"))
+
+
+def test_battery_and_clock_show_eri_eos_the_true_cell_and_drift(tmp_path):
+    # A 30 mAh cell (ERI and EOS within weeks) of the li-cfx-svo kind, 4 % short, and a crystal
+    # 20 ppm slow: the report says when ERI and EOS came and how far the clock drifted.
+    toml = tmp_path / "cell.toml"
+    toml.write_text(
+        '[scenario]\nname = "cell"\ndays = 60\nseed = 7\n'
+        '[pump]\nbattery_capacity_nah = 30000000\neri_remaining_nah = 1200000\n'
+        'eos_remaining_nah = 100000\n'
+        '[drug]\nconcentration_ug_per_ml = 500\n'
+        '[therapy]\nmode = "continuous"\nbasal_ug_per_day = 200\n'
+        '[models]\nbattery = "li-cfx-svo"\nbattery_capacity_error_pct = -4\n'
+        'clock_drift_ppm = -20\n', encoding="utf-8")
+    d = str(tmp_path / "run")
+    code, _, err = call("run", str(toml), "--out", d, "--quiet")
+    assert code == 0, err
+    code, _, err = call("report", d, "--scenario", str(toml))
+    assert code == 0, err
+    with open(os.path.join(d, "report.json"), encoding="utf-8") as f:
+        battery = json.load(f)["battery_and_clock"]
+    events = [json.loads(line) for line in open(os.path.join(d, "events.jsonl"))]
+    raised = dict((e["alarm"], e["t_ms"]) for e in events
+                  if e["event"] == "alarm_raised" and e["alarm"] in ("elective_replacement",
+                                                                      "end_of_service"))
+    assert set(raised) == {"elective_replacement", "end_of_service"}
+    start = events[0]["t_ms"]
+    assert battery["eri_day"] == round((raised["elective_replacement"] - start) / 864e5, 3)
+    assert battery["eri_day"] < battery["eos_day"] < 60
+    assert battery["lowest_mv"] < 2600                  # the voltage fell past EOS's threshold
+    assert battery["clock_offset_s"] == pytest.approx(-20e-6 * 60 * 86400, abs=0.01)
+    with open(os.path.join(d, "report.html"), encoding="utf-8") as f:
+        page = f.read()
+    assert "ERI (elective replacement), day</th><td>%s</td>" % battery["eri_day"] in page
