@@ -194,18 +194,27 @@ class PatientModel(object):
         r = (ce_ng_per_ml / p["ec50_ng_per_ml"]) ** p["hill"]
         return p["emax"] * r / (1.0 + r)
 
-    def sample(self):
-        """The current state as an output dict (see the module docstring)."""
+    def flags(self):
+        """(overdose, withdrawal_risk) now: what sample() flags, without building it (a run
+        counts flagged time at every step)."""
         p = self.params
-        c = self.concentration()
-        effect = self.effect_of(self.ce_ng_per_ml)
-        tone = min(4.0, max(0.0, p["baseline_tone"] * (1.0 - effect)))
+        c = self.amount_ug / self.volume_ml * 1000.0
         ref = self.ref_ng_per_ml
         withdrawal = False
         if ref >= p["withdrawal_min_ng_per_ml"] and ref > 0.0 and c < ref:
             fall_per_h = (self.fast_ng_per_ml - c) * self.a_fast / ref   # -d(fast)/dt / ref
             withdrawal = (c < p["withdrawal_fraction"] * ref
                           or fall_per_h > p["withdrawal_fall_per_h"])
+        return c > p["overdose_ng_per_ml"], withdrawal
+
+    def sample(self):
+        """The current state as an output dict (see the module docstring)."""
+        p = self.params
+        c = self.concentration()
+        effect = self.effect_of(self.ce_ng_per_ml)
+        tone = min(4.0, max(0.0, p["baseline_tone"] * (1.0 - effect)))
+        overdose, withdrawal = self.flags()
+        ref = self.ref_ng_per_ml
         return {
             "t_ms": self.t_ms,
             "csf_ug": self.amount_ug,
@@ -214,7 +223,7 @@ class PatientModel(object):
             "ref_ng_per_ml": ref,
             "effect": effect,
             "tone_score": tone,
-            "overdose": c > p["overdose_ng_per_ml"],
+            "overdose": overdose,
             "withdrawal_risk": withdrawal,
             "label": EDUCATIONAL_LABEL,
         }

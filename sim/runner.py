@@ -56,7 +56,7 @@ class Run(Replay):
     The replay itself (setup, plan, actions, resets, the loop) is sim/replay.py's, the same code
     that drives the firmware under MicroPython; this adds the host's records and summary."""
 
-    sample_ms = PATIENT_STEP_MS     # _sample() steps the patient; every 6th call writes a row
+    sample_ms = SAMPLE_MS       # _sample(): six 10-min patient steps, then a timeseries row
 
     def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None,
                  board=None):
@@ -72,9 +72,10 @@ class Run(Replay):
         # The educational patient model (sim/patient.py), stepped every 10 min with the dose
         # that really reached the CSF; the time its flags are up is counted for the summary.
         self.patient = PatientModel()
-        self._patient_csf_ng = 0
         self._patient_t_ms = 0
-        self._patient_steps = 0
+        # What reached the CSF in each 10-min step of the hour being sampled, binned as it
+        # happens (a stroke, an injection), so the loop wakes hourly, not every 10 min.
+        self._csf_bins = [0] * _STEPS_PER_ROW
         self.patient_flag_ms = {"overdose": 0, "withdrawal_risk": 0}
         self._patient_state = self.patient.sample()
         self.programmer_link = None
@@ -82,6 +83,8 @@ class Run(Replay):
         if not self.simulated:
             # A bench board's motor knows nothing of the CSF or the true reservoir: no rows.
             self.sample_ms = 0
+        else:
+            self._bin_strokes(self.board.motor)
         if config.get("link"):
             # [link]: clinician actions (and maybe patient presses) as programmer sessions over
             # a byte link in virtual time (sim/telemetry_link.py), instead of direct calls.
@@ -147,7 +150,11 @@ class Run(Replay):
         link = self.programmer_link
         if link is not None and self.powered and link.takes(action):
             return link.perform(action)
-        return Replay._perform(self, action)     # in a brown-out: lost ("unpowered")
+        injected = self.injected_csf_ng
+        outcome = Replay._perform(self, action)     # in a brown-out: lost ("unpowered")
+        if self.injected_csf_ng != injected:
+            self._bin_csf(self.injected_csf_ng - injected)
+        return outcome
 
     def _fault_link_noise(self, active, phase, fault):
         # The portable Replay has no link; here the fault's rules go on the link's Manipulators
@@ -168,33 +175,66 @@ class Run(Replay):
         # What reached the CSF: through the catheter, plus injections that bypass the pump.
         return self.board.motor.csf_ng + self.injected_csf_ng
 
+    def _bin_strokes(self, motor):
+        # Wrap the simulated motor's stroke: what each stroke sends to the CSF goes into the
+        # 10-min bin of its moment (a host-only hook, one call a stroke).
+        inner = motor.stroke
+        clock = self.board.clock
+        bins = self._csf_bins
+        last = _STEPS_PER_ROW - 1
+
+        def stroke():
+            before = motor.csf_ng
+            result = inner()
+            if motor.csf_ng != before:
+                # _bin_csf inlined: this runs for every stroke of a year-long run.
+                k = (clock.true_ms - self._patient_t_ms - 1) // PATIENT_STEP_MS
+                bins[k if 0 <= k <= last else (0 if k < 0 else last)] += motor.csf_ng - before
+            return result
+        motor.stroke = stroke
+
+    def _bin_csf(self, ng):
+        # A dose at the sample's own moment belongs to the step that ends there (the last).
+        k = (self.board.clock.true_ms - self._patient_t_ms - 1) // PATIENT_STEP_MS
+        self._csf_bins[k if 0 <= k < _STEPS_PER_ROW else (0 if k < 0 else _STEPS_PER_ROW - 1)] += ng
+
     def _step_patient(self, now):
-        csf_ng = self._csf_ng()
-        dt_ms = now - self._patient_t_ms
-        if dt_ms > 0:
-            state = self.patient.step(dt_ms, (csf_ng - self._patient_csf_ng) / 1000.0)
-            for flag in self.patient_flag_ms:
-                if state[flag]:
-                    self.patient_flag_ms[flag] += dt_ms
-            self._patient_state = state
+        # The hour since the last sample in 10-min steps, each with its own dose, through
+        # advance() and flags(): the unchecked fast path (doses are never negative).
+        patient = self.patient
+        bins = self._csf_bins
+        t = self._patient_t_ms
+        for k in range(_STEPS_PER_ROW):
+            if t >= now:
+                break
+            dt_ms = min(PATIENT_STEP_MS, now - t)
+            patient.advance(dt_ms, bins[k] / 1000.0)
+            bins[k] = 0
+            overdose, withdrawal = patient.flags()
+            if overdose:
+                self.patient_flag_ms["overdose"] += dt_ms
+            if withdrawal:
+                self.patient_flag_ms["withdrawal_risk"] += dt_ms
+            t += dt_ms
+        self._patient_state = None      # sampled when a row or the summary asks
         self._patient_t_ms = now
-        self._patient_csf_ng = csf_ng
+
+    def _patient_now(self):
+        if self._patient_state is None:
+            self._patient_state = self.patient.sample()
+        return self._patient_state
 
     def _patient_columns(self):
-        state = self._patient_state
+        state = self._patient_now()
         return {"csf_ng_per_ml": "%.1f" % state["csf_ng_per_ml"],
                 "tone_score": "%.2f" % state["tone_score"],
                 "overdose": int(state["overdose"]),
                 "withdrawal_risk": int(state["withdrawal_risk"])}
 
     def _sample(self):
-        # Every PATIENT_STEP_MS: step the patient; every hour: a timeseries row.
+        # Every hour: the patient's six 10-min steps, then a timeseries row.
         now = self.board.clock.true_ms
         self._step_patient(now)
-        step = self._patient_steps
-        self._patient_steps = step + 1
-        if step % _STEPS_PER_ROW:
-            return
         p = self.pump
         b = self.board
         status = p.status()
@@ -299,8 +339,8 @@ class Run(Replay):
             "delivered_to_csf_ug": self._csf_ng() // 1000,
             "injected_to_csf_ug": self.injected_csf_ng // 1000,     # of it, bypassing the pump
             "patient": {"model": EDUCATIONAL_LABEL,
-                        "csf_ng_per_ml": round(self._patient_state["csf_ng_per_ml"], 1),
-                        "tone_score": round(self._patient_state["tone_score"], 2),
+                        "csf_ng_per_ml": round(self._patient_now()["csf_ng_per_ml"], 1),
+                        "tone_score": round(self._patient_now()["tone_score"], 2),
                         "overdose_hours": _hours(self.patient_flag_ms["overdose"]),
                         "withdrawal_risk_hours": _hours(self.patient_flag_ms["withdrawal_risk"])},
             "delivered_vs_programmed_pct": round(100.0 * delivered_true_ug / programmed_ug, 2) if programmed_ug else None,
