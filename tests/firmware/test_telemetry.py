@@ -263,6 +263,24 @@ def test_a_retried_bolus_is_answered_again_but_delivered_once(client, pump):
     assert len(boluses) == 1
 
 
+def test_a_lost_auth_answer_is_answered_again_until_the_first_command(client, pump):
+    cn = bytes([7] * 16)
+    key = KEYS["clinician"]
+    status, opened = client.plain(C.SESSION_OPEN, {"role": CLINICIAN, "cn": cn})
+    auth = client.frame(C.SESSION_AUTH, C.encode_request(C.SESSION_AUTH, {
+        "session_id": opened["session_id"],
+        "proof": session.client_proof(key, opened["pn"], cn, CLINICIAN)}))
+    first = client.exchange(auth)                           # the answer is "lost"
+    assert client.exchange(auth) == first                   # the resend: the same answer
+    assert len(auth_events(pump)) == 1                      # authenticated once
+    client.key = session.session_key(key, opened["pn"], cn, CLINICIAN)
+    client.counter = 0
+    assert client.call(C.INTERROGATE)[0] == 0
+    # The session's first command shows the programmer heard it: no more answers to that frame.
+    again = decode_one(client.exchange(auth))
+    assert C.decode_response(C.SESSION_AUTH, again[4])[0] == reasons.NOT_AUTHENTICATED
+
+
 def test_session_ends_after_ten_idle_minutes_and_on_close(client, pump):
     client.login()
     pump.sched.run_until(pump.sched.now_ms() + SESSION_IDLE_MS + 1)

@@ -4,20 +4,27 @@ mid-commit and mid-log-record.  No shipped scenario has all of them, so the gold
 would not prove the new paths of sim/replay.py, firmware/persist.py and firmware/pump.py
 portable."""
 
+import importlib.util
 import json
+import os
+import sys
 
 from sim.replay import Replay, trace_line
-from tests.sim.test_faults import MS_PER_DAY, MS_PER_HOUR, config
 
-MP_PROGRAM = """
-import json
-from sim.replay import Replay, trace_line
-with open(%r) as f:
-    config = json.load(f)
-def show(seq, t_ms, code, args):
-    print(trace_line(seq, t_ms, code, args))
-Replay(config, on_log=show).run()
-"""
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "sim"))
+from simtest import MS_PER_DAY, MS_PER_HOUR  # noqa: E402  (tests/sim, on the path just above)
+from test_faults import config  # noqa: E402
+sys.path.pop(0)
+
+# The golden traces' MicroPython program (tests/golden/update.py): replay a JSON config, print
+# its trace.
+_spec = importlib.util.spec_from_file_location(
+    "vpump_golden_update", os.path.join(ROOT, "tests", "golden", "update.py"))
+golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(golden)
+MP_PROGRAM = golden.MP_PROGRAM
 
 
 def at(day, hour, minute=0):

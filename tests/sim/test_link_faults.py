@@ -138,15 +138,17 @@ def test_a_delayed_answer_within_the_timeout_needs_no_resend():
     assert session["duration_ms"] > 500
 
 
-def test_a_lost_auth_answer_costs_a_new_challenge_not_a_failed_visit():
-    # The pump takes one proof per challenge: the resent SESSION_AUTH is refused with
-    # not_authenticated, so the programmer opens a new session.
+def test_a_lost_auth_answer_is_answered_again_from_the_cache():
+    # The pump keeps the answer to the SESSION_AUTH that opened the session: the programmer's
+    # resend of the same frame gets it again, with no new challenge and no refusal.
     run, link, events = at_visit()
     link.pump_side.drop(SEND, nth=2)
     link.perform(PROGRAM_450)
-    assert [e["reason"] for e in sims(events, "pump_nak")] == ["not_authenticated"]
-    assert sims(events, "programmer_reconnect")[0]["attempt"] == 2
-    assert sims(events, "programmer_session")[-1]["outcome"] == "ok"
+    assert sims(events, "link_fault")[0]["frame"] == "SESSION_AUTH|RESPONSE"
+    assert not sims(events, "pump_nak") and not sims(events, "programmer_reconnect")
+    session = sims(events, "programmer_session")[-1]
+    assert session["outcome"] == "ok" and session["resends"] == 1
+    assert [e["result"] for e in pumps(events, "auth")] == ["ok"]      # authenticated once
     assert run.pump.program["basal_ug_per_day"] == 450
 
 
@@ -345,7 +347,8 @@ def test_story_every_titration_and_the_bolus_applied_exactly_once(story):
     _, events, _ = story
     assert [e["daily_ug"] for e in pumps(events, "program")] == [400, 440, 480, 520]
     assert [e["kind"] for e in pumps(events, "bolus_start")] == ["clinician", "bridge"]
-    assert [e["command"] for e in sims(events, "pump_cached_answer")] == ["PROGRAM_CONTINUOUS"]
+    cached = [e["command"] for e in sims(events, "pump_cached_answer")]
+    assert [c for c in cached if c != "SESSION_AUTH"] == ["PROGRAM_CONTINUOUS"]
     for session in sims(events, "programmer_session"):
         ran = [c for c in session["pump_ran"] if c != "SESSION_CLOSE"]
         assert len(ran) == (1 if session["outcome"] == "ok" else 0)
