@@ -456,6 +456,20 @@ class _Rule:
         return self.probability is None or rng.random() < self.probability
 
 
+def add_noise(manipulator, noise, direction):
+    """Rules for a link_noise fault (sim/scenario.py units: drop_ppm, corrupt_ppm, corrupt_bits,
+    delay_ms, delay_ppm; probabilities per chunk) on one direction of a Manipulator."""
+    if noise.get("drop_ppm"):
+        manipulator.drop(direction, probability=noise["drop_ppm"] / 1e6)
+    if noise.get("corrupt_ppm"):
+        manipulator.corrupt(direction, probability=noise["corrupt_ppm"] / 1e6,
+                            bits=noise.get("corrupt_bits", 1))
+    if noise.get("delay_ms"):
+        manipulator.delay(noise["delay_ms"] / 1000.0, direction,
+                          probability=noise.get("delay_ppm", 1000000) / 1e6)
+    return manipulator
+
+
 class Manipulator(_Wrapper):
     """Fault injection on the bytes a link sends (direction "send": each write) or receives
     ("receive": each chunk the inner read() returned).  Rules apply in the order they were

@@ -611,6 +611,23 @@ FAULT_OPTIONS["link_noise"] = {
 }
 
 
+def link_noise(spec, source="--noise"):
+    """A link_noise fault's options from a dict of raw values (e.g. `vpump serve --noise`), in
+    the scenario's units (drop_ppm, corrupt_ppm, ...); ScenarioError names the key, the value
+    and what is allowed, as for a [[faults]] entry."""
+    c = _Checker(source)
+    T = "link_noise"
+    options = FAULT_OPTIONS["link_noise"]
+    c.keys(T, spec, tuple(options))
+    out = {"kind": "link_noise", "direction": "both", "corrupt_bits": 1}
+    for key in spec:
+        out.update(options[key](c, T, spec, key))
+    if not (out.get("drop_ppm") or out.get("corrupt_ppm") or out.get("delay_ms")):
+        c.fail(T, "drop_pct", spec.get("drop_pct", 0), "the noise does nothing: give "
+               "drop_pct, corrupt_pct or delay_ms above 0")
+    return out
+
+
 def _check_link_faults(c, config):
     # A link_noise fault needs a link to act on, and must do something.
     link = config.get("link") or {}

@@ -7,7 +7,9 @@ timeline, refills and patient presses are replayed at their virtual times; witho
 is fresh from implant: 20 mL of 2000 ug/mL baclofen, no program, waiting for a programmer.
 
 With board= (hal/serial_io.py SerialIOBoard: `vpump serve --io URL`) the firmware drives the
-motor, battery and annunciator of a bench board instead of simulated ones.
+motor, battery and annunciator of a bench board instead of simulated ones.  With noise= (`vpump
+serve --noise`) the served link drops, corrupts or delays what crosses it, seeded, and every
+such action is a link_fault record in the events.
 
 Serve(config, link, keys, speed, seed).run() blocks until stop() (thread-safe, also from a signal
 handler); on the way out the pump's state is committed and the link closed.
@@ -18,6 +20,7 @@ import threading
 import time
 
 from firmware.telemetry import Telemetry
+from sim.links import RECEIVE, SEND, Manipulator, add_noise
 from sim.runner import Run
 
 # The longest the loop waits for link input before it advances the pump (s): keeps alarms and
@@ -37,9 +40,21 @@ def fresh_pump_config(start_wall_ms):
     }
 
 
+class _ServedNoise(Manipulator):
+    # The served link's noise (`vpump serve --noise`): drops, corrupts and delays chunks at
+    # random in wall time, seeded; each action is a link_fault record beside the pump's events.
+    def __init__(self, link, seed, on_fault):
+        self._on_fault = on_fault
+        Manipulator.__init__(self, link, seed=seed)
+
+    def _note(self, now, direction, number, action, detail):
+        Manipulator._note(self, now, direction, number, action, detail)
+        self._on_fault("from_pump" if direction == SEND else "to_pump", action, detail)
+
+
 class Serve:
     def __init__(self, config=None, link=None, keys=None, speed=1.0, seed=None, sink=None,
-                 monotonic=time.monotonic, board=None):
+                 monotonic=time.monotonic, board=None, noise=None, noise_seed=0):
         if speed <= 0:
             raise ValueError("speed %r: must be > 0 (1 is real time)" % (speed,))
         if config is None:
@@ -47,6 +62,15 @@ class Serve:
         if seed is None:
             # Session nonces come from the board's rng: unpredictable unless a seed is asked for.
             seed = int.from_bytes(os.urandom(4), "big")
+        self.noise = None
+        if noise is not None:
+            # noise: a link_noise fault's options (sim.scenario.link_noise); "from_pump" is what
+            # the pump writes (its SEND), "to_pump" what it reads.
+            link = self.noise = _ServedNoise(link, noise_seed, self._link_fault)
+            direction = noise.get("direction", "both")
+            for side, name in ((SEND, "from_pump"), (RECEIVE, "to_pump")):
+                if direction in ("both", name):
+                    add_noise(link, noise, side)
         self.link = link
         self.keys = keys
         self.speed = speed
@@ -58,6 +82,9 @@ class Serve:
         self._plan = self.run_._plan()
         self._next_action = 0
         self.telemetry = Telemetry(self.run_.pump, link, keys)
+
+    def _link_fault(self, direction, action, detail):
+        self.run_._sim_event("link_fault", direction=direction, action=action, detail=detail)
 
     @property
     def pump(self):

@@ -32,7 +32,7 @@ import math
 from firmware.telemetry import Telemetry
 from protocol import commands as C
 from protocol import frame, reasons
-from sim.links import SEND, LoopPair, Manipulator, RateLimited
+from sim.links import SEND, LoopPair, Manipulator, RateLimited, add_noise
 
 TO_PUMP = "to_pump"
 FROM_PUMP = "from_pump"
@@ -109,14 +109,7 @@ class _NoisySide(Manipulator):
         for fault in faults:
             if fault.get("direction", "both") not in ("both", self.name):
                 continue
-            if fault.get("drop_ppm"):
-                self.drop(SEND, probability=fault["drop_ppm"] / 1e6)
-            if fault.get("corrupt_ppm"):
-                self.corrupt(SEND, probability=fault["corrupt_ppm"] / 1e6,
-                             bits=fault.get("corrupt_bits", 1))
-            if fault.get("delay_ms"):
-                self.delay(fault["delay_ms"] / 1000.0, SEND,
-                           probability=fault.get("delay_ppm", 1000000) / 1e6)
+            add_noise(self, fault, SEND)
 
     def _shape(self, direction, data, now):
         self._chunk = data

@@ -47,6 +47,11 @@ def add_parser(commands):
                        help="emulate a UART of N baud (8N1: N/10 bytes/s) on what the pump "
                             "sends (300 to 4000000; default: as fast as the link)")
     serve.add_argument("--out", metavar="DIR", help="also write DIR/events.jsonl as it runs")
+    serve.add_argument("--noise", metavar="SPEC",
+                       help="a noisy link: comma-separated KEY=VALUE of drop_pct, corrupt_pct, "
+                            "corrupt_bits, delay_ms, delay_pct, direction (both, to_pump, "
+                            "from_pump) and seed, e.g. drop_pct=5,corrupt_pct=2,seed=7 "
+                            "(percentages per chunk read or written; docs/programmer.md)")
     serve.add_argument("--io", metavar="URL",
                        help="drive the motor, battery and annunciator of a bench board over "
                             "this serial link (/dev/ttyACM0, /dev/pts/N from `python -m "
@@ -100,6 +105,27 @@ def write_new_keys(serial):
     return keys, path
 
 
+def parse_noise(text):
+    """--noise "drop_pct=5,corrupt_pct=2,seed=7" -> (link_noise options, seed)."""
+    from sim.scenario import link_noise
+    spec = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or not key.strip():
+            raise ServeError("--noise %s: %r is not KEY=VALUE (e.g. drop_pct=5,corrupt_pct=2)"
+                             % (text, part.strip()))
+        value = value.strip()
+        try:
+            spec[key.strip()] = float(value) if "." in value else int(value)
+        except ValueError:
+            spec[key.strip()] = value
+    seed = spec.pop("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2 ** 32 - 1:
+        raise ServeError("--noise %s: seed = %s: must be a whole number from 0 to 4294967295"
+                         % (text, seed))
+    return link_noise(spec, "--noise %s" % text), seed
+
+
 def run(args, stdout, stderr):
     from sim import scenario as scenario_module
     from sim.links import open_link
@@ -112,6 +138,9 @@ def run(args, stdout, stderr):
         keys, key_path = load_key_file(args.keys), args.keys
     else:
         keys, key_path = write_new_keys("VP-%06d" % (int.from_bytes(os.urandom(3), "big") % 1000000))
+    noise = noise_seed = None
+    if args.noise:
+        noise, noise_seed = parse_noise(args.noise)
     board = None
     if args.io:
         if config is not None and (config.get("models") or config.get("faults")):
@@ -140,7 +169,7 @@ def run(args, stdout, stderr):
         sink = files.event
     try:
         serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
-                      board=board)
+                      board=board, noise=noise, noise_seed=noise_seed or 0)
         stdout.write("link: %s\nkeys: %s\n" % (link.url, key_path))
         if board is not None:
             stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
@@ -160,6 +189,13 @@ def run(args, stdout, stderr):
         stdout.write("stopped: %d frames answered; therapy %s, reservoir %.1f mL; state "
                      "committed\n" % (serve.frames, status["therapy"],
                                       status["reservoir_nl"] / 1e6))
+        if serve.noise is not None:
+            done = {}
+            for counts in serve.noise.counts.values():
+                for action in ("dropped", "corrupted", "delayed"):
+                    done[action] = done.get(action, 0) + counts[action]
+            stdout.write("noise: %d chunks dropped, %d corrupted, %d delayed\n"
+                         % (done["dropped"], done["corrupted"], done["delayed"]))
     finally:
         if files is not None:
             files.close()

@@ -72,3 +72,45 @@ def test_serve_rejects_bad_options_with_exit_2():
     err = io.StringIO()
     assert main(["serve", "--keys", "/nonexistent/k.json"], stdout=io.StringIO(), stderr=err) == 2
     assert "--keys /nonexistent/k.json: cannot read" in err.getvalue()
+
+
+def test_a_noisy_served_link_still_programs_exactly_once():
+    # 20 % of the chunks are dropped and 10 % corrupted, both ways (seeded):
+    # the programmer resends, the pump answers resends from its cache, and the program and the
+    # bolus are each applied once.  Every hit is a link_fault record.
+    pair = LoopPair()
+    events = []
+    noise = {"kind": "link_noise", "direction": "both", "drop_ppm": 200000,
+             "corrupt_ppm": 100000, "corrupt_bits": 1}
+    # Real time: at 1000x, the resends' seconds would be past the 10-min session idle limit.
+    serve = Serve(None, pair.pump_end, KEYS, seed=5, speed=1.0, sink=events.append,
+                  noise=noise, noise_seed=11)
+    thread = threading.Thread(target=serve.run, name="serve")
+    thread.start()
+    try:
+        with Programmer(pair.programmer_end, key=KEYS["clinician"], timeout_s=0.3,
+                        retries=10) as prog:
+            assert prog.program_continuous(400)["new_daily_ug"] == 400
+            prog.clinician_bolus(50, 30 * 60000)
+    finally:
+        serve.stop()
+        thread.join(10)
+    programs = [e for e in events if e["event"] == "program"]
+    boluses = [e for e in events if e["event"] == "bolus_start"]
+    faults = [e for e in events if e["event"] == "link_fault"]
+    assert len(programs) == 1 and len(boluses) == 1
+    assert faults and set(e["direction"] for e in faults) <= {"to_pump", "from_pump"}
+    assert sum(c["dropped"] + c["corrupted"] for c in serve.noise.counts.values()) == len(faults)
+    pair.close()
+
+
+def test_serve_noise_options_say_what_is_allowed():
+    for spec, words in (("drop_pct=200", "[link_noise] drop_pct = 200"),
+                        ("drop_pct", "is not KEY=VALUE"),
+                        ("loss=3", "unknown key"),
+                        ("direction=up,drop_pct=1", "to_pump"),
+                        ("corrupt_bits=3", "does nothing"),
+                        ("drop_pct=1,seed=-1", "seed = -1")):
+        err = io.StringIO()
+        assert main(["serve", "--noise", spec], stdout=io.StringIO(), stderr=err) == 2, spec
+        assert words in err.getvalue(), (spec, err.getvalue())
