@@ -149,14 +149,34 @@ def mp():
     the interpreter's imported modules and file system, not their globals.  Without node the
     tests are skipped with the reason; with node but without the npm package (run `npm ci`, as
     `make test` does) they fail and say so: the suite is meant to run them."""
+    need_micropython()
+    session = mpsession.MicroPython()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def need_micropython():
+    """Skip (no node) or fail (no npm package) the calling test unless MicroPython can run."""
     reason = mpsession.skip_reason()
     if reason:
         pytest.skip(reason)
     problem = mpsession.missing_package()
     if problem:
         pytest.fail(problem, pytrace=False)
-    session = mpsession.MicroPython()
-    try:
-        yield session
-    finally:
+
+
+@pytest.fixture
+def micropython_with():
+    """micropython_with(files) -> a MicroPython session holding only those files (paths from
+    the repository root, under /lib), closed after the test."""
+    need_micropython()
+    sessions = []
+
+    def start(files):
+        sessions.append(mpsession.MicroPython(files=files))
+        return sessions[-1]
+    yield start
+    for session in sessions:
         session.close()

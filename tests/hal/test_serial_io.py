@@ -411,17 +411,9 @@ _UPY_FILES = ["protocol/__init__.py", "protocol/crc.py", "protocol/errors.py",
               "hal/io_server.py"]
 
 
-def test_the_io_server_answers_the_same_under_micropython():
-    import mpsession        # tests/mp, on the path through tests/conftest.py
-    reason = mpsession.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    problem = mpsession.missing_package()
-    if problem:
-        pytest.fail(problem, pytrace=False)
+def test_the_io_server_answers_the_same_under_micropython(micropython_with):
     script = os.path.join(HERE, "upy", "io_server.py")
-    with mpsession.MicroPython(files=_UPY_FILES) as mp:
-        upy = mp.run_file(script, timeout_s=120)
+    upy = micropython_with(_UPY_FILES).run_file(script, timeout_s=120)
     cpy = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     assert cpy.returncode == 0, cpy.stderr

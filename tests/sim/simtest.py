@@ -11,6 +11,26 @@ MS_PER_DAY = 86400000
 CONTINUOUS_400 = '[therapy]\nmode = "continuous"\nbasal_ug_per_day = 400\n'
 
 
+def base_config(**fields):
+    """A plain-data scenario (as sim.scenario.load returns it): 4 days from Monday 08:00 at 400
+    ug/day continuous of 500 ug/mL, 20 mL filled, nothing else; fields override any key (a None
+    faults, models or link leaves that table out)."""
+    config = {
+        "name": "test", "description": "", "days": 4, "seed": 7,
+        "start_wall_ms": MONDAY_0800, "model": {}, "drug": "baclofen",
+        "concentration_ug_per_ml": 500, "fill_nl": 20000000,
+        "therapy": {"mode": "continuous", "basal_ug_per_day": 400}, "confirm": False,
+        "low_reservoir_alarm_nl": 2000000, "limits": {}, "patient_bolus": None,
+        "patient_requests_per_day": 0, "refills": None, "timeline": [],
+    }
+    for key, value in fields.items():
+        if value is None and key in ("faults", "models", "link"):
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
 def run(cfg):
     """(Run, summary, events, hourly rows) of a whole run of the config."""
     events = []

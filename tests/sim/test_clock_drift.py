@@ -11,24 +11,14 @@ from sim import scenario
 from sim.crystal import DriftingClock, MS_PER_YEAR, temperature_ppb
 from sim.errors import ScenarioError
 from sim.replay import Replay
-from simtest import MONDAY_0800, doc, load_text, run  # tests/sim/simtest.py
+from simtest import base_config, MONDAY_0800, doc, load_text, run  # tests/sim/simtest.py
 
 MONDAY_0000 = MONDAY_0800 - 8 * 3600000
 
 
 def config(models=None, **overrides):
-    base = {
-        "name": "drift", "description": "", "days": 10, "seed": 7,
-        "start_wall_ms": MONDAY_0800, "model": {}, "drug": "baclofen",
-        "concentration_ug_per_ml": 500, "fill_nl": 20000000,
-        "therapy": {"mode": "continuous", "basal_ug_per_day": 400}, "confirm": False,
-        "low_reservoir_alarm_nl": 2000000, "limits": {}, "patient_bolus": None,
-        "patient_requests_per_day": 0, "refills": None, "timeline": [],
-    }
-    if models is not None:
-        base["models"] = models
-    base.update(overrides)
-    return base
+    overrides.setdefault("days", 10)
+    return base_config(name="drift", models=models, **overrides)
 
 
 def drift_models(ppb, aging_ppb_per_year=0):

@@ -10,6 +10,7 @@ from sim import scenario
 from sim.errors import ScenarioError
 from sim.replay import FAULT_KINDS, Replay
 from simtest import (  # tests/sim/simtest.py
+    base_config,
     MONDAY_0800,
     MS_PER_HOUR,
     doc,
@@ -24,20 +25,7 @@ STROKE_INTERVAL_MS = MS_PER_DAY // 800
 
 
 def config(faults=None, models=None, **overrides):
-    base = {
-        "name": "faults", "description": "", "days": 4, "seed": 7,
-        "start_wall_ms": MONDAY_0800, "model": {}, "drug": "baclofen",
-        "concentration_ug_per_ml": 500, "fill_nl": 20000000,
-        "therapy": {"mode": "continuous", "basal_ug_per_day": 400}, "confirm": False,
-        "low_reservoir_alarm_nl": 2000000, "limits": {}, "patient_bolus": None,
-        "patient_requests_per_day": 0, "refills": None, "timeline": [],
-    }
-    if faults is not None:
-        base["faults"] = faults
-    if models is not None:
-        base["models"] = models
-    base.update(overrides)
-    return base
+    return base_config(name="faults", faults=faults, models=models, **overrides)
 
 
 def fault(kind, day, hours=None, hour=1, number=1, **options):

@@ -9,6 +9,7 @@ from sim import scenario
 from sim.errors import ScenarioError
 from sim.replay import Replay
 from simtest import (  # tests/sim/simtest.py
+    base_config,
     MONDAY_0800,
     MS_PER_HOUR,
     doc,
@@ -25,18 +26,7 @@ STROKE_INTERVAL_MS = MS_PER_DAY // 800
 
 
 def config(faults=None, timeline=(), **overrides):
-    base = {
-        "name": "library", "description": "", "days": 4, "seed": 7,
-        "start_wall_ms": MONDAY_0800, "model": {}, "drug": "baclofen",
-        "concentration_ug_per_ml": 500, "fill_nl": 20000000,
-        "therapy": {"mode": "continuous", "basal_ug_per_day": 400}, "confirm": False,
-        "low_reservoir_alarm_nl": 2000000, "limits": {}, "patient_bolus": None,
-        "patient_requests_per_day": 0, "refills": None, "timeline": list(timeline),
-    }
-    if faults is not None:
-        base["faults"] = faults
-    base.update(overrides)
-    return base
+    return base_config(name="library", faults=faults, timeline=list(timeline), **overrides)
 
 
 def mri(day, hour, scan_hours, recovery_hours=None, number=1):

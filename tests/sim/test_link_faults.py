@@ -14,27 +14,19 @@ from sim.errors import ScenarioError
 from sim.links import SEND
 from sim.replay import Replay
 from sim.runner import Run
+from simtest import MONDAY_0800, base_config  # tests/sim/simtest.py
 
-MONDAY_0800 = 1767600000000       # 2026-01-05T08:00
 MS_PER_HOUR = 3600000
 T_VISIT = MS_PER_DAY + MS_PER_HOUR          # day 1, 09:00
 
 
 def config(link=None, timeline=None, faults=None, **overrides):
-    base = {
-        "name": "link", "description": "", "days": 2, "seed": 3,
-        "start_wall_ms": MONDAY_0800, "model": {}, "drug": "baclofen",
-        "concentration_ug_per_ml": 2000, "fill_nl": 20000000,
-        "therapy": {"mode": "continuous", "basal_ug_per_day": 400}, "confirm": False,
-        "low_reservoir_alarm_nl": 2000000, "limits": {}, "patient_bolus": None,
-        "patient_requests_per_day": 0, "refills": None,
-        "timeline": timeline or [],
-        "link": link if link is not None else {"clinician": "telemetry"},
-    }
-    if faults is not None:
-        base["faults"] = faults
-    base.update(overrides)
-    return base
+    overrides.setdefault("days", 2)
+    overrides.setdefault("seed", 3)
+    overrides.setdefault("concentration_ug_per_ml", 2000)
+    return base_config(name="link", timeline=timeline or [], faults=faults,
+                       link=link if link is not None else {"clinician": "telemetry"},
+                       **overrides)
 
 
 def at_visit():
