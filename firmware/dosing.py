@@ -128,6 +128,23 @@ class Doser:
         else:
             self._next = None
 
+    def retry_owed(self):
+        # After a stall, when the clinician clears the alarm: the owed stroke, now.  True: the
+        # motor turned (the stroke counts); False: still stalled (nothing moved); None: no
+        # stroke is owed, so the motor cannot be tried without giving drug nobody asked for.
+        now = self._sched.now_ms()
+        self._sync(now)
+        if not self.stroke_q or self.acc_q < self.stroke_q:
+            return None
+        if self._motor.stroke():
+            return False
+        self.acc_q -= self.stroke_q
+        n = self.strokes + 1
+        self.strokes = n
+        if n == self.watch_at:
+            self._on_watch()
+        return True
+
     def _stroke(self):
         # The hot path: one motor stroke, one accumulator update, one watch compare.
         due = self._sched.due_ms

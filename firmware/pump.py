@@ -529,6 +529,11 @@ class Pump:
         self._dirty = True
 
     def clear_motor_stall(self, arg):
+        # The stroke the stall left owed is tried first: a motor that still does not turn (a
+        # rotor still held after an MRI) refuses the clear, the alarm stays, and the clinician
+        # is told why instead of seeing the alarm come back at once.
+        if self.doser.retry_owed() is False:
+            return reasons.MOTOR_STILL_STALLED
         self.alarms.clear(alarms.MOTOR_STALL)
         self._dirty = True
 

@@ -89,7 +89,8 @@ THERAPY = (
     # Clearing a critical alarm (the clinician has interrogated the pump).
     (_DELIVERING, "clear_alarm", None, None, None),
     (RESERVOIR_EMPTY, "clear_alarm", None, None, "!refill_first"),
-    # A motor that still does not turn stalls again on its next stroke and re-alarms.
+    # clear_motor_stall first tries the owed stroke: a motor that still does not turn refuses
+    # the clear (motor_still_stalled) and the alarm stays.
     (MOTOR_STALL, "clear_alarm", INFUSING, "therapy_is_on", "clear_motor_stall"),
     (MOTOR_STALL, "clear_alarm", IDLE, None, "clear_motor_stall"),
     (FAULT, "clear_alarm", IDLE, None, "clear_fault"),

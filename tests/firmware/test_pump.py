@@ -317,12 +317,19 @@ def test_motor_stall_is_critical_and_cleared_by_the_clinician():
     assert pump.state() == table.MOTOR_STALL
     assert alarms.MOTOR_STALL in pump.alarms.active
     assert pump.program_continuous(400) == reasons.THERAPY_HALTED
+    # Cleared while the motor still does not turn: the owed stroke is tried, stalls, and the
+    # clear is refused with the reason; nothing else changes.
+    strokes, stalls = pump.doser.strokes, board.motor.stalls
+    assert pump.clear_alarm() == reasons.MOTOR_STILL_STALLED
+    assert pump.state() == table.MOTOR_STALL and alarms.MOTOR_STALL in pump.alarms.active
+    assert pump.doser.strokes == strokes and board.motor.stalls == stalls + 1
     board.motor.stalled = False
     assert pump.clear_alarm() == reasons.OK
     assert pump.state() == table.INFUSING
-    strokes = pump.doser.strokes
+    # The owed stroke went with the clear, and the schedule goes on from it: no dose lost,
+    # none doubled.
+    assert pump.doser.strokes == strokes + 1
     pump.sched.run_until(MS_PER_DAY + 2 * HOUR)
-    # The stroke owed at the stall is still delivered: no dose lost, none doubled.
     assert pump.doser.strokes - strokes in (250, 251)
 
 

@@ -71,15 +71,17 @@ def test_mri_alarms_within_one_stroke_interval_and_halts_through_the_scan_and_th
     assert summary["active_alarms"] == ["motor_stall"]
 
 
-def test_mri_clear_during_the_lag_re_alarms_and_a_clear_after_it_resumes_therapy():
+def test_mri_clear_during_the_lag_is_refused_and_a_clear_after_it_resumes_therapy():
     start = MS_PER_DAY + 2 * MS_PER_HOUR
     cfg = config([mri(1, 2, 1, 6)], timeline=[clear_at(1, 4), clear_at(1, 10)])
     _, summary, events, rows = run(cfg)
-    # 11:00 (day 1 + 4 h): scan over, rotor still lagging: cleared, then stalled again at once.
-    assert alarms(events, "motor_stall", "alarm_cleared") == [start + 2 * MS_PER_HOUR,
-                                                              start + 8 * MS_PER_HOUR]
-    raised = alarms(events, "motor_stall")
-    assert raised[1] == start + 2 * MS_PER_HOUR and len(raised) == 2
+    # 11:00 (day 1 + 4 h): scan over, rotor still lagging: the pump tries the owed stroke, it
+    # stalls, and the clear is refused with motor_still_stalled; the alarm stays up.
+    refused = pump_events(events, "refused")
+    assert [(rel(e), e["request"], e["reason"]) for e in refused] == [
+        (start + 2 * MS_PER_HOUR, "clear_alarm", "motor_still_stalled")]
+    assert alarms(events, "motor_stall", "alarm_cleared") == [start + 8 * MS_PER_HOUR]
+    assert len(alarms(events, "motor_stall")) == 1
     assert therapy_at(rows, MS_PER_DAY + 9 * MS_PER_HOUR) == "motor_stall"
     assert therapy_at(rows, MS_PER_DAY + 11 * MS_PER_HOUR) == "infusing"
     assert summary["final_state"]["therapy"] == "infusing" and summary["active_alarms"] == []
@@ -91,14 +93,15 @@ def test_mri_clear_during_the_lag_re_alarms_and_a_clear_after_it_resumes_therapy
 
 def test_mri_default_recovery_and_zero_recovery():
     # Without recover_ms in the config the rotor turns as soon as the scan ends; with the loader's
-    # default (2 h) it lags: a clear 1 h after the scan re-alarms.
+    # default (2 h) it lags: a clear 1 h after the scan is refused.
     clear = [clear_at(1, 4)]
     _, no_lag, events, _ = run(config([mri(1, 2, 1)], timeline=clear))
     assert no_lag["final_state"]["therapy"] == "infusing"
     assert len(alarms(events, "motor_stall")) == 1
     _, lag, events, _ = run(config([mri(1, 2, 1, 2)], timeline=clear))
     assert lag["final_state"]["therapy"] == "motor_stall"
-    assert len(alarms(events, "motor_stall")) == 2
+    assert lag["refusals"] == {"clear_alarm: motor_still_stalled": {
+        "count": 1, "first": "2026-01-06T12:00:00.000", "value": 0, "limit": 0}}
 
 
 def test_a_long_mri_halt_raises_the_withdrawal_flag():
@@ -194,15 +197,16 @@ def test_a_stopped_pump_waits_idle_until_programmed():
 
 # ------------------------------------------------------------------------------ shipped scenarios
 
-def test_shipped_mri_scan_alarms_re_alarms_on_the_early_interrogation_and_resumes():
+def test_shipped_mri_scan_alarms_refuses_the_early_interrogation_and_resumes():
     r, summary, events, rows = run_shipped("mri-scan")
     scan = 3 * MS_PER_DAY + 2 * MS_PER_HOUR                  # day 3 at 10:00
     stroke_ms = MS_PER_DAY // 200                            # 400 ug/day of 2000 ug/mL
     raised = alarms(events, "motor_stall")
-    assert len(raised) == 2 and 0 <= raised[0] - scan <= stroke_ms
-    assert raised[1] == scan + 90 * 60000                    # the clear at 11:30, in the lag
-    assert alarms(events, "motor_stall", "alarm_cleared") == [scan + 90 * 60000,
-                                                              scan + 8 * MS_PER_HOUR]
+    assert len(raised) == 1 and 0 <= raised[0] - scan <= stroke_ms
+    # The clear at 11:30, in the lag: the owed stroke stalls again, the clear is refused.
+    assert summary["refusals"]["clear_alarm: motor_still_stalled"]["first"] == \
+        "2026-01-08T11:30:00.000"
+    assert alarms(events, "motor_stall", "alarm_cleared") == [scan + 8 * MS_PER_HOUR]
     assert [rel(e) for e in sim_events(events, "fault_recovered")] == [scan + 7 * MS_PER_HOUR]
     for hour in range(1, 8):
         assert therapy_at(rows, scan + hour * MS_PER_HOUR) == "motor_stall"
