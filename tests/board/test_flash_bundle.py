@@ -91,6 +91,16 @@ def test_every_import_is_in_the_bundle(bundle):
                 assert rel[:-3] + ".mpy" in paths, (entry["source"], name)
 
 
+def test_the_bundle_fits_its_64_kib_goal(bundle):
+    # bench/results.json's mp_bundle_bytes goal (issue 4), held here so that growing firmware
+    # fails `make test` at once rather than at the next `make bench`.
+    out_dir, manifest, out = bundle
+    assert manifest["mpy_bytes"] <= 65536, (
+        "the .mpy bundle is %d bytes, over its 65536-byte goal: trim firmware/, protocol/ or "
+        "hal/machine.py, or make host-only imports optional (guarded by ImportError)"
+        % manifest["mpy_bytes"])
+
+
 def test_optional_imports_stay_out_of_the_bundle(bundle, tmp_path):
     # An import guarded by ImportError is optional: the host-facing words of the reason codes
     # are not on the board, where reasons.describe() falls back to the name.
