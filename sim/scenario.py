@@ -218,6 +218,13 @@ class _Checker:
                                 allowed="a " + kind)
         return value
 
+    def array_of_tables(self, name, value, each):
+        if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+            raise ScenarioError("%s: [%s] = %s: must be an array of tables ([[%s]] entries, "
+                                "each with %s)" % (self.source, name, toml_value(value), name,
+                                                   each),
+                                source=self.source, table=name, value=value)
+
     def keys(self, table, data, allowed, why=""):
         for key in data:
             if key not in allowed:
@@ -657,10 +664,7 @@ def _hours_ms(c, T, t, key, allowed, lo_exclusive=True):
 
 
 def _faults(c, value, config):
-    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-        raise ScenarioError("%s: [faults] = %s: must be an array of tables ([[faults]] entries, "
-                            "each with day, time and kind)" % (c.source, toml_value(value)),
-                            source=c.source, table="faults", value=value)
+    c.array_of_tables("faults", value, "day, time and kind")
     out = []
     for number, t in enumerate(value, 1):
         T = "faults #%d" % number
@@ -985,10 +989,7 @@ def _refills(c, value, config, entry, capacity_ul):
 
 
 def _timeline(c, value, config, entry, capacity_ul):
-    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-        raise ScenarioError("%s: [timeline] = %s: must be an array of tables ([[timeline]] "
-                            "entries, each with day, time and action)" % (c.source, toml_value(value)),
-                            source=c.source, table="timeline", value=value)
+    c.array_of_tables("timeline", value, "day, time and action")
     out = []
     for number, t in enumerate(value, 1):
         T = "timeline #%d" % number
