@@ -3,9 +3,9 @@
 #   {"serial": "VP-0001", "clinician": "<64 hex digits>", "patient": "<64 hex digits>"}
 #
 #   parse_keys(text) -> {"serial": str, "clinician": 32 bytes, "patient": 32 bytes}
-#   format_keys(keys) -> the JSON text (one field a line, newline at the end)
-#   generate_keys(random_bytes, serial) -> keys, with random_bytes(n) -> n random bytes (pass
-#                                          os.urandom on a host, the board's RNG on a pump)
+#
+# Writing and generating key files (format_keys, generate_keys) is in protocol/keygen.py: the
+# host does it (vpump serve, vpump flash), so a board's bundle carries only the reading.
 #
 # A bad file raises ValueError naming the field and what is allowed: this is configuration
 # read by people, not protocol data.  The two keys must differ: the proof covers the role byte,
@@ -62,33 +62,4 @@ def parse_keys(text):
             raise ValueError("%s%s: not hexadecimal; give %d hex digits 0-9 a-f (a %d-byte key)"
                              % (where, role, 2 * KEY_SIZE, KEY_SIZE))
     _check_distinct(keys["clinician"], keys["patient"], where)
-    return keys
-
-
-def format_keys(keys):
-    # By hand, not json.dumps(indent=...): MicroPython's json has no indent.
-    serial = _check_serial(keys.get("serial"), "")
-    lines = ["{", "  \"serial\": %s," % json.dumps(serial)]
-    for role in ROLES:
-        key = keys.get(role)
-        if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
-            raise ValueError("%s: give a %d-byte key" % (role, KEY_SIZE))
-        lines.append("  \"%s\": \"%s\"%s" % (role, binascii.hexlify(key).decode(),
-                                             "," if role != ROLES[-1] else ""))
-    _check_distinct(keys["clinician"], keys["patient"], "")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def generate_keys(random_bytes, serial):
-    _check_serial(serial, "")
-    keys = {"serial": serial}
-    for role in ROLES:
-        key = bytes(random_bytes(KEY_SIZE))
-        if len(key) != KEY_SIZE:
-            raise ValueError("random source gave %d bytes for the %s key; %d are needed"
-                             % (len(key), role, KEY_SIZE))
-        keys[role] = key
-    if keys["clinician"] == keys["patient"]:
-        raise ValueError("random source gave the same key twice: it is not random")
     return keys

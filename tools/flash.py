@@ -445,7 +445,7 @@ def copy_to_board(port, out_dir, manifest, keys_path=None, mpremote=None):
 
 
 def _new_keys(path):
-    from protocol.keys import format_keys, generate_keys
+    from protocol.keygen import format_keys, generate_keys
     keys = generate_keys(os.urandom, "VP-%06d" % (int.from_bytes(os.urandom(3), "big") % 1000000))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

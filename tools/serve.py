@@ -97,7 +97,7 @@ def load_key_file(path):
 
 
 def write_new_keys(serial):
-    from protocol.keys import format_keys, generate_keys
+    from protocol.keygen import format_keys, generate_keys
     keys = generate_keys(os.urandom, serial)
     fd, path = tempfile.mkstemp(prefix="vpump-keys-", suffix=".json")   # mode 0600
     with os.fdopen(fd, "w", encoding="utf-8") as f:

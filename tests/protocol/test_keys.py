@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from protocol import keys
+from protocol import keygen, keys
 
 CLIN = bytes(range(32))
 PAT = bytes(range(32, 64))
@@ -13,7 +13,7 @@ GOOD = {"serial": "VP-0001", "clinician": CLIN, "patient": PAT}
 
 
 def test_round_trip():
-    text = keys.format_keys(GOOD)
+    text = keygen.format_keys(GOOD)
     assert keys.parse_keys(text) == GOOD
     assert text.endswith("}\n")
     data = json.loads(text)
@@ -29,19 +29,19 @@ def test_parse_accepts_upper_case_hex_and_extra_fields():
 
 def test_generate():
     rng = random.Random(1)
-    k = keys.generate_keys(lambda n: bytes(rng.randrange(256) for _ in range(n)), "VP-0042")
+    k = keygen.generate_keys(lambda n: bytes(rng.randrange(256) for _ in range(n)), "VP-0042")
     assert k["serial"] == "VP-0042"
     assert len(k["clinician"]) == len(k["patient"]) == 32
     assert k["clinician"] != k["patient"]
-    assert keys.parse_keys(keys.format_keys(k)) == k
-    assert keys.generate_keys(os.urandom, "VP-1")["clinician"] != k["clinician"]
+    assert keys.parse_keys(keygen.format_keys(k)) == k
+    assert keygen.generate_keys(os.urandom, "VP-1")["clinician"] != k["clinician"]
 
 
 def test_generate_refuses_a_broken_random_source():
     with pytest.raises(ValueError, match="same key twice"):
-        keys.generate_keys(lambda n: bytes(n), "VP-1")
+        keygen.generate_keys(lambda n: bytes(n), "VP-1")
     with pytest.raises(ValueError, match="16 bytes"):
-        keys.generate_keys(lambda n: bytes(16), "VP-1")
+        keygen.generate_keys(lambda n: bytes(16), "VP-1")
 
 
 def dump(**changes):
@@ -85,8 +85,8 @@ def test_not_a_key_file(text):
 
 def test_format_refuses_bad_keys():
     with pytest.raises(ValueError, match="clinician"):
-        keys.format_keys(dict(GOOD, clinician=b"short"))
+        keygen.format_keys(dict(GOOD, clinician=b"short"))
     with pytest.raises(ValueError, match="patient"):
-        keys.format_keys(dict(GOOD, patient=CLIN))
+        keygen.format_keys(dict(GOOD, patient=CLIN))
     with pytest.raises(ValueError, match="serial"):
-        keys.format_keys(dict(GOOD, serial=""))
+        keygen.format_keys(dict(GOOD, serial=""))

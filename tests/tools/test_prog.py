@@ -27,7 +27,7 @@ from firmware.telemetry import Telemetry
 from hal.sim import SimBoard
 from protocol import commands as C
 from protocol import frame, reasons
-from protocol.keys import format_keys
+from protocol.keygen import format_keys
 from sim.links import LoopPair, Manipulator, TcpServerLink
 from tools import cli, prog as prog_module
 from tools.errors import KeyFileError, LinkFailure, ProgrammerError, Refused

@@ -4,7 +4,7 @@ import binascii
 import hashlib
 
 from protocol import commands as C
-from protocol import frame, keys, reasons, session
+from protocol import frame, keygen, keys, reasons, session
 from protocol.errors import ProtocolError
 
 _x = [12345]
@@ -131,7 +131,7 @@ print("session", binascii.hexlify(session.client_proof(k, pn, cn, 1)).decode(),
 print("hmac", binascii.hexlify(session.hmac_sha256(b"\xaa" * 131, b"x" * 200)).decode())
 
 # Key files.
-kf = keys.format_keys({"serial": "VP-1", "clinician": bytes(32), "patient": b"\x01" * 32})
+kf = keygen.format_keys({"serial": "VP-1", "clinician": bytes(32), "patient": b"\x01" * 32})
 print("keys", keys.parse_keys(kf) == {"serial": "VP-1", "clinician": bytes(32),
                                       "patient": b"\x01" * 32}, digest([kf]))
 for text in ('{"serial": "x", "clinician": "zz", "patient": 1}', "[1]",
