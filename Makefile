@@ -19,7 +19,7 @@ NODE_STAMP := node_modules/.vpump-npm-ci
 
 help:
 	@echo "make install   create $(VENV) and install vpump with its test, bench, board and report extras"
-	@echo "make demo      run the adult SCI continuous scenario for 180 days into out/demo"
+	@echo "make demo      run the adult SCI continuous scenario for 180 days into out/demo, and its report"
 	@echo "make test      run the test suites"
 	@echo "make bench     run the benchmarks: bench/results.json and a table"
 	@echo "make diagram   regenerate docs/state-machine.md from the state table"
@@ -44,6 +44,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 demo: $(STAMP)
 	$(VPUMP) run scenarios/adult-sci-continuous.toml --days 180 --out out/demo
+	$(VPUMP) report out/demo --scenario adult-sci-continuous
 
 # Every suite runs from pytest; later suites add their installs as prerequisites here.
 test: $(STAMP) $(NODE_STAMP)
