@@ -138,7 +138,8 @@ def _format_battery(battery):
     if not battery:
         return ""
     parts = [" by the pump's count"]
-    if "true_capacity_nah" in battery:      # a simulated board (a bench board's cell is real)
+    # The true cell only when [models] battery models one (else it is the count's twin).
+    if "chemistry" in battery and "true_capacity_nah" in battery:
         parts.append("true cell %.2f %% left of %s nAh (nominal %s)" % (
             100.0 * battery["true_remaining_nah"] / battery["true_capacity_nah"],
             "{:,}".format(battery["true_capacity_nah"]),
