@@ -414,13 +414,12 @@ _UPY_FILES = ["protocol/__init__.py", "protocol/crc.py", "protocol/errors.py",
 def test_the_io_server_answers_the_same_under_micropython(micropython_with):
     script = os.path.join(HERE, "upy", "io_server.py")
     upy = micropython_with(_UPY_FILES).run_file(script, timeout_s=120)
-    cpy = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60,
-                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert cpy.returncode == 0, cpy.stderr
+    import mpsession        # tests/mp, on the path through tests/conftest.py
+    cpy_out, cpy_err = mpsession.run_cpython(script, timeout_s=60)
     # MicroPython's stdout and stderr arrive as one stream: its first line names the interpreter.
     name, _, rest = upy.partition("\n")
-    assert name == "micropython" and cpy.stderr.strip() == "cpython"
-    assert rest == cpy.stdout
+    assert name == "micropython" and cpy_err.strip() == "cpython"
+    assert rest == cpy_out
     assert rest.rstrip().endswith("done")
 
 

@@ -84,6 +84,15 @@ class MicroPythonError(Exception):
         self.out = out
 
 
+def run_cpython(script, timeout_s=120):
+    """The same program under CPython, for comparison: (stdout, stderr) of the script run with
+    the repository on its path; a failure (non-zero exit) fails the calling test."""
+    proc = subprocess.run([sys.executable, script], capture_output=True, text=True,
+                          timeout=timeout_s, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, proc.stderr
+
+
 class MicroPython:
     _proc = None
 

@@ -3,19 +3,15 @@ MicroPython 1.27 and behave exactly as on CPython."""
 
 import json
 import os
-import subprocess
-import sys
+
+import mpsession  # tests/mp: the MicroPython harness (and CPython for comparison)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 PROGRAMS = os.path.join(HERE, "programs")
 
 
 def run_cpython(path):
-    proc = subprocess.run([sys.executable, path], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return mpsession.run_cpython(path)[0]
 
 
 def test_it_is_really_micropython_1_27(mp):

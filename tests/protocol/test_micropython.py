@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+import mpsession  # tests/mp, on the path through tests/conftest.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 UPY = os.path.join(HERE, "upy")
@@ -28,11 +30,7 @@ from protocol import frame, session  # noqa: E402
 
 
 def run_cpython(script):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return mpsession.run_cpython(script)[0]
 
 
 def test_same_results_on_micropython_and_cpython(mp):
