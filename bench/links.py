@@ -100,8 +100,8 @@ def pty_echo_roundtrips_per_s(seconds=1.0, size=24):
 
 def serve_interrogate_roundtrips_per_s(seconds=1.0):
     """Authenticated INTERROGATE round trips per second: `vpump serve --link pty` in its own
-    process, tools.programmer.Programmer here (frames, HMAC both ways, the pump's status)."""
-    from tools.programmer import Programmer, load_key_file
+    process, protocol.client.Programmer here (frames, HMAC both ways, the pump's status)."""
+    from protocol.client import Programmer, load_key_file
 
     server = subprocess.Popen([sys.executable, "-m", "tools.cli", "serve", "--link", "pty"],
                               cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

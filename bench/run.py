@@ -491,7 +491,7 @@ def fig_roundtrip_pty_vs_echo(quick):
     return result(
         round(served / echoed, 3), "x", goal=0.3, better="higher",
         note="authenticated INTERROGATE round trips/s between `vpump serve --link pty` and "
-             "tools.programmer.Programmer (HMAC both ways, the pump's full status) / 24-byte "
+             "protocol.client.Programmer (HMAC both ways, the pump's full status) / 24-byte "
              "round trips/s to a pyserial echo process on a pty; %g s each, best of %d: "
              "serve %.0f/s, echo %.0f/s" % (seconds, reps, served, echoed))
 

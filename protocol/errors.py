@@ -13,7 +13,9 @@
 #   field   the field's name (protocol/fields.py names where one applies), or None
 #   value   the value refused, lo and hi the allowed range (None where not applicable)
 #
-# Key files (protocol/keys.py) are a host-side configuration matter and raise ValueError.
+# Key files (protocol/keys.py) are a host-side configuration matter and raise ValueError.  The
+# host-only programmer client (protocol/client.py) raises its own tree, ProgrammerError
+# (protocol/client_errors.py): a NAK it receives, a link that fails, a key file it cannot use.
 
 from protocol import reasons
 

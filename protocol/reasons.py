@@ -92,7 +92,7 @@ def describe(reason):
         from protocol.reason_texts import DESCRIPTIONS
     except ImportError:
         DESCRIPTIONS = {}
-    text = DESCRIPTIONS.get(reason)
+    text = DESCRIPTIONS.get(TEXT.get(reason))
     if text:
         return text
     return name(reason).replace("_", " ") if reason in TEXT else "unknown reason %d" % reason

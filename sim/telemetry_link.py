@@ -2,7 +2,7 @@
 
 With a scenario's `[link] clinician = "telemetry"` (docs/scenarios.md), each clinician action of
 the timeline and each periodic refill is not a direct call into the pump but a programmer
-session: the real handheld library (tools/programmer.py Programmer) opens a session with the
+session: the real handheld library (protocol/client.py Programmer) opens a session with the
 clinician's key, authenticates, sends the command and closes, to the real firmware Telemetry,
 over an in-process LoopPair with a Manipulator on each side (link faults) and a RateLimited on
 each side (the bytes take their transmission time at the link's baud rate).  `patient =
@@ -20,10 +20,9 @@ frame answered from the pump's cache, not run again), `programmer_resend` / `pro
 (the handheld's view), `programmer_reconnect` and, per session, `programmer_session` (the
 outcome, what the pump ran, and what the clinician would read on the handheld).
 
-Layering: sim/ sits below tools/, but the simulated clinician must use the real handheld
-library, not a copy of it (its retries and resends are what is under test).  tools/programmer.py
-imports nothing from sim/, so the one import of it here is done lazily in _programmer_class()
-and there is no cycle.
+The simulated clinician uses the real handheld library, not a copy of it (its retries and
+resends are what is under test).  It lives in protocol/ (host-only, below sim/ and tools/), so
+this import runs down the layers like every other (docs/architecture.md).
 """
 
 import hashlib
@@ -32,6 +31,8 @@ import math
 from firmware.telemetry import Telemetry
 from protocol import commands as C
 from protocol import frame, reasons
+from protocol.client import Programmer
+from protocol.client_errors import LinkFailure, Refused
 from sim.links import SEND, LoopPair, Manipulator, RateLimited, add_noise
 
 TO_PUMP = "to_pump"
@@ -293,7 +294,7 @@ class ProgrammerLink:
         run = self.run
         s = self.settings
         started_ms = run.board.clock.true_ms
-        prog = _programmer_class()(
+        prog = _SimProgrammer(
             self.programmer_end, role=role, key=self.keys[role],
             timeout_s=s["timeout_ms"] / 1000.0, retries=s["retries"], clock=self.clock_s,
             random_bytes=self._random_bytes)
@@ -302,7 +303,6 @@ class ProgrammerLink:
         telemetry.ran = []
         record = {"action": kind, "role": role}
         outcome = reasons.OK
-        from tools.errors import LinkFailure, Refused
         try:
             try:
                 self._connect(prog, kind)
@@ -351,7 +351,6 @@ class ProgrammerLink:
         # SESSION_OPEN + SESSION_AUTH, again (a new challenge) when the answer to the proof was
         # lost: the pump accepts one proof per challenge, so a resent SESSION_AUTH is refused
         # with not_authenticated; or when the pump did not answer at all.
-        from tools.errors import LinkFailure, Refused
         attempts = self.settings["connect_attempts"]
         for attempt in range(1, attempts + 1):
             try:
@@ -435,36 +434,25 @@ _CALLS = {
         a.get("confirm", False)),
 }
 
-_PROGRAMMER_CLASS = []
+class _SimProgrammer(Programmer):
+    # The real Programmer, watched: each answer it missed (no answer in time, or a bad_crc NAK
+    # for a frame damaged on the way) is reported to on_miss(cmd, seq, cause, miss number,
+    # retries) before it resends.
+    on_miss = None
 
+    def _exchange(self, seq, cmd, data, retries):
+        self._misses = 0
+        self._exchange_retries = retries
+        self._exchange_cmd = cmd
+        return Programmer._exchange(self, seq, cmd, data, retries)
 
-def _programmer_class():
-    # tools.programmer.Programmer, watched: each answer it missed (no answer in time, or a
-    # bad_crc NAK for a frame damaged on the way) is reported to on_miss(cmd, seq, cause, miss
-    # number, retries) before it resends.  Imported here, lazily: see the module docstring.
-    if _PROGRAMMER_CLASS:
-        return _PROGRAMMER_CLASS[0]
-    from tools.programmer import Programmer
-
-    class SimProgrammer(Programmer):
-        on_miss = None
-
-        def _exchange(self, seq, cmd, data, retries):
-            self._misses = 0
-            self._exchange_retries = retries
-            self._exchange_cmd = cmd
-            return Programmer._exchange(self, seq, cmd, data, retries)
-
-        def _await(self, seq, resp_cmd, deadline):
-            got = Programmer._await(self, seq, resp_cmd, deadline)
-            if got is None:
-                self._misses += 1
-                # The only early return without an answer is a bad_crc NAK.
-                cause = "bad_crc" if self._clock() < deadline else "no_answer"
-                if self.on_miss is not None:
-                    self.on_miss(self._exchange_cmd, seq, cause, self._misses,
-                                 self._exchange_retries)
-            return got
-
-    _PROGRAMMER_CLASS.append(SimProgrammer)
-    return SimProgrammer
+    def _await(self, seq, resp_cmd, deadline):
+        got = Programmer._await(self, seq, resp_cmd, deadline)
+        if got is None:
+            self._misses += 1
+            # The only early return without an answer is a bad_crc NAK.
+            cause = "bad_crc" if self._clock() < deadline else "no_answer"
+            if self.on_miss is not None:
+                self.on_miss(self._exchange_cmd, seq, cause, self._misses,
+                             self._exchange_retries)
+        return got

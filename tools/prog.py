@@ -1,4 +1,4 @@
-"""`vpump prog`: the handheld programmer on the command line (tools/programmer.py underneath).
+"""`vpump prog`: the handheld programmer on the command line (protocol/client.py underneath).
 
     vpump prog URL COMMAND [ARGS] [--role clinician|patient] [--key-file F] [--json] [--spy]
     vpump prog URL                  an interactive programmer shell
@@ -22,8 +22,8 @@ import shlex
 import sys
 import time
 
+from protocol.client_errors import KeyFileError, LinkFailure, ProgrammerError, Refused
 from sim.errors import SimError
-from tools.errors import KeyFileError, LinkFailure, ProgrammerError, Refused
 
 MS_PER_MIN = 60000
 NL_PER_ML = 1000000
@@ -694,11 +694,11 @@ class _Session:
         self.stderr = stderr
         self.key = None
         if args.key_file:
-            from tools.programmer import load_key_file
+            from protocol.client import load_key_file
             self.key = load_key_file(args.key_file, args.role)
 
     def open(self):
-        from tools.programmer import Programmer
+        from protocol.client import Programmer
         spy = self._spy if self.args.spy else None
         return Programmer(self.args.url, role=self.args.role, key=self.key,
                           timeout_s=self.args.timeout, spy=spy)

@@ -8,7 +8,7 @@ from protocol.reason_texts import DESCRIPTIONS
 
 
 def test_every_reason_has_words():
-    assert sorted(DESCRIPTIONS) == sorted(reasons.TEXT)
+    assert sorted(DESCRIPTIONS) == sorted(reasons.TEXT.values())
     assert reasons.describe(reasons.BAD_CRC) == "frame CRC did not match; resend"
     assert reasons.describe(200) == "unknown reason 200"
 

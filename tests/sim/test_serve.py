@@ -6,7 +6,7 @@ import threading
 from sim.links import LoopPair, RateLimited
 from sim.serve import Serve
 from tools.cli import main
-from tools.programmer import Programmer
+from protocol.client import Programmer
 
 KEYS = {"serial": "VP-SERVE1", "clinician": bytes(range(32)), "patient": bytes(range(1, 33))}
 

@@ -13,7 +13,7 @@ from sim import scenario
 from sim.links import LoopPair
 from sim.serve import Serve
 from tools.cli import main
-from tools.programmer import Programmer
+from protocol.client import Programmer
 
 KEYS = {"serial": "VP-BENCH1", "clinician": bytes(range(32)), "patient": bytes(range(1, 33))}
 MS_PER_DAY = 86400000

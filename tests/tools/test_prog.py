@@ -1,4 +1,4 @@
-"""The programmer: tools/programmer.py (the library) and `vpump prog` (tools/prog.py).
+"""The programmer: protocol/client.py (the library) and `vpump prog` (tools/prog.py).
 
 Most tests talk to a real pump in this process: Pump(SimBoard()) behind firmware/telemetry.py,
 polled by a background thread (the `pump` fixture stops and joins it).  Library tests use a
@@ -27,11 +27,11 @@ from firmware.telemetry import Telemetry
 from hal.sim import SimBoard
 from protocol import commands as C
 from protocol import frame, reasons
+from protocol.client import Programmer, load_key_file
+from protocol.client_errors import KeyFileError, LinkFailure, ProgrammerError, Refused
 from protocol.keygen import format_keys
 from sim.links import LoopPair, Manipulator, TcpServerLink
 from tools import cli, prog as prog_module
-from tools.errors import KeyFileError, LinkFailure, ProgrammerError, Refused
-from tools.programmer import Programmer, load_key_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEYS = {"serial": "VP-TEST1", "clinician": bytes(range(32)),

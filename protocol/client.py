@@ -9,7 +9,8 @@
 Every command is one method; each returns the response fields as a dict (firmware units: ug,
 ug/day, nL, ms, wall-clock ms since 1970 UTC).  A refusal raises Refused (the NAK's reason,
 field, value and allowed range); a link that fails or a pump that stops answering raises
-LinkFailure, as does a response whose MAC does not verify.  tools/errors.py draws the tree.
+LinkFailure, as does a response whose MAC does not verify.  protocol/client_errors.py draws the
+tree.
 
 Reliability: SEQ counts 0..255 and wraps; the session counter grows with every NEW request.  When
 no response comes within timeout_s, the programmer resends the very same frame bytes (same SEQ,
@@ -18,6 +19,12 @@ running the command again, so a lost response never turns into a second bolus.
 
 spy: None, or fn(direction, text) called for every frame sent ("tx") or received ("rx") with a
 decoded description (the `vpump prog --spy` option prints them).
+
+Host only (CPython): a board answers the protocol, it does not speak it as a client, so nothing the
+board entry imports reaches this module and tools/flash.py leaves it out of the bundle, like
+protocol/keygen.py.  It sits next to the protocol it speaks, below sim/ and tools/, which both use
+it (the headless runs' [link] sessions in sim/telemetry_link.py; `vpump prog`; the benchmarks).
+Its links are hal's (hal/serial_link.py for a URL, or any object with read/write/wait).
 """
 
 import hmac
@@ -30,7 +37,7 @@ from protocol import frame, reasons, session
 from protocol.errors import ProtocolError
 from protocol.fields import field_name
 from protocol.keys import parse_keys
-from tools.errors import KeyFileError, LinkFailure, ProgrammerError, Refused
+from protocol.client_errors import KeyFileError, LinkFailure, ProgrammerError, Refused
 
 ROLES = {"clinician": session.ROLE_CLINICIAN, "patient": session.ROLE_PATIENT}
 
