@@ -4,7 +4,7 @@
 # the reason code, the field's name, the value given and the allowed range, so the programmer
 # can say "basal_ug_per_day 50000 over hard limit (allowed 1..2000)".  Soft limits refuse with
 # SOFT_LIMIT_NEEDS_CONFIRM unless the request carries confirm; hard limits always refuse.
-# Where the defaults come from: docs/clinical.md (from CLINICAL.md); UNSOURCED values there are
+# Where the defaults come from: docs/clinical.md, each with its source; UNSOURCED values there are
 # configurable parameters with documented defaults.
 
 from protocol import reasons

@@ -1,7 +1,7 @@
 """Educational patient model for intrathecal baclofen (host only).
 
 EDUCATIONAL MODEL, NOT CLINICAL ADVICE.  The numbers are rough, population-level literature
-values (``/work/shared/CLINICAL.md``, cited below by line) or UNSOURCED defaults; nothing here
+values (``docs/clinical.md``, with their sources) or UNSOURCED defaults; nothing here
 predicts what any real patient will do, and no dosing decision may be based on it.
 
 What it models (equations and derivations in ``docs/patient-model.md``):
@@ -41,35 +41,38 @@ LN2 = math.log(2.0)
 # name: (default, low, high, source).  Bounds are what the model accepts (physically sensible),
 # not the clinical range; the clinical range is in the source text.
 PARAMS = {
-    # CLINICAL.md line 40: CSF half-life 0.9-5 h; clearance 0.013-0.08 L/h (n=4).
+    # docs/clinical.md: CSF half-life 0.9-5 h; clearance 0.013-0.08 L/h (n=4).
     "half_life_h": (3.0, 0.05, 100.0,
-                    "CLINICAL.md line 40: CSF half-life 0.9-5 h (default chosen inside the range)"),
+                    "docs/clinical.md: CSF half-life 0.9-5 h (Eur J Clin Pharmacol "
+                    "10.1007/BF00265844; default chosen inside the range)"),
     "clearance_ml_per_h": (30.0, 0.1, 10000.0,
-                           "CLINICAL.md line 40: clearance 0.013-0.08 L/h = 13-80 mL/h "
+                           "docs/clinical.md: clearance 0.013-0.08 L/h = 13-80 mL/h (J Neurosurg "
+                           "1987;66:181) "
                            "(default chosen inside the range)"),
     # Distribution volume: derived as CL / k unless given (then clearance is derived instead).
     "csf_volume_ml": (None, 1.0, 10000.0,
                       "derived: V = CL * half_life / ln 2 (about 130 mL with the defaults); "
                       "a value given here is UNSOURCED and makes the clearance derived"),
-    # CLINICAL.md line 39: bolus onset 0.5-1 h, peak about 4 h, lasts 4-8 h.
+    # docs/clinical.md: bolus onset 0.5-1 h, peak about 4 h, lasts 4-8 h.
     "effect_peak_h": (4.0, 0.05, 100.0,
-                      "CLINICAL.md line 39: bolus effect peaks at about 4 h"),
+                      "docs/clinical.md: bolus effect peaks at about 4 h (Gablofen "
+                      "pharmacology)"),
     "baseline_tone": (3.0, 0.0, 4.0, "UNSOURCED: the patient's untreated tone (0-4)"),
     "emax": (1.0, 0.0, 1.0, "UNSOURCED: largest fraction of the baseline tone the drug removes"),
     "ec50_ng_per_ml": (300.0, 0.001, 1.0e6,
                        "UNSOURCED: effect-site concentration giving half of emax"),
     "hill": (1.0, 0.1, 10.0, "UNSOURCED: steepness of the concentration-effect curve"),
-    # CLINICAL.md line 37: overdose seen at 800-2400 ug/24 h.
+    # docs/clinical.md: overdose seen at 800-2400 ug/24 h.
     "overdose_ug_per_day": (800.0, 1.0, 1.0e6,
-                            "CLINICAL.md line 37: overdose seen at 800-2400 ug/24 h (lowest "
-                            "value); threshold = its steady-state concentration"),
+                            "docs/clinical.md: overdose seen at 800-2400 ug/24 h (Lioresal "
+                            "label; lowest value); threshold = its steady-state concentration"),
     "overdose_ng_per_ml": (None, 0.001, 1.0e7,
                            "UNSOURCED override of the derived overdose threshold"),
     "withdrawal_fraction": (0.5, 0.01, 0.99,
                             "UNSOURCED: flag when C < fraction * 24 h reference level"),
     "withdrawal_window_h": (24.0, 1.0, 720.0,
                             "UNSOURCED (brief: 'recent, e.g. 24 h'): time constant of the "
-                            "reference level; CLINICAL.md line 38: severe withdrawal over "
+                            "reference level; docs/clinical.md: severe withdrawal over "
                             "24-72 h"),
     "withdrawal_fall_per_h": (0.10, 0.001, 10.0,
                               "UNSOURCED: flag when the 1 h smoothed level falls faster than "

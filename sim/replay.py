@@ -34,7 +34,7 @@ _PPM = 1000000
 # Faults a scenario's [[faults]] table may inject (docs/scenarios.md): what each does to the board.
 #   motor_stall    the motor stalls (torque limit, magnetic field): the firmware sees STROKE_STALL
 #   occlusion      the catheter is blocked: strokes complete, nothing moves, the firmware is not
-#                  told (no occlusion sensing found for the device class: CLINICAL.md)
+#                  told (no occlusion sensing found for the device class: docs/clinical.md)
 #   dislodgement   the catheter tip is out of the intrathecal space (or leaks): the drug leaves
 #                  the pump but never reaches the CSF; invisible to the firmware
 #   storage_fail   every write to non-volatile memory fails
@@ -49,7 +49,7 @@ _PPM = 1000000
 #                  MCU is held in reset (no strokes, no timers, nothing logged, requests lost)
 #                  while the clock (an RTC on the battery) keeps counting; then it boots
 #   mri            an MRI scan: the magnet stalls the rotor for the scan, and it stays stalled
-#                  for the fault's recover_ms after it (recovery can lag 2-24 h: CLINICAL.md)
+#                  for the fault's recover_ms after it (recovery can lag 2-24 h: docs/clinical.md)
 #   link_noise     the telemetry link drops, corrupts or delays frames; only a host run with
 #                  [link] has a link (sim/runner.py Run overrides the handler), so here: nothing
 # Each kind has a Replay method _fault_<kind>(active, phase, fault): active is how many faults of
@@ -324,9 +324,9 @@ class Replay:
 
     def _fault_mri(self, active, phase, fault):
         # The magnet stalls the rotor for the scan (start to end); after it the rotor stays
-        # stalled for the entry's recover_ms (CLINICAL.md: recovery can lag 2-24 h), until its
+        # stalled for the entry's recover_ms (docs/clinical.md: recovery can lag 2-24 h), until its
         # "recovered" phase.  The firmware sees a stalled stroke: motor_stall, therapy halted
-        # until a clinician interrogates the pump (clear_alarm), as CLINICAL.md says of a pump
+        # until a clinician interrogates the pump (clear_alarm), as docs/clinical.md says of a pump
         # put into telemetry mode by the field.  No recover_ms: the rotor turns at the scan's end.
         if phase == "end" and fault.get("recover_ms"):
             self._mri_lagging += 1

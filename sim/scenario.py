@@ -41,7 +41,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")     # Monday first,
 DEFAULT_START = "2026-01-05T08:00:00"                              # a Monday
 DEFAULT_TIMELINE_TIME = "09:00"
 DEFAULT_REFILL_TIME = "10:00"
-RESERVOIR_SIZES_ML = (20, 40)       # SynchroMed II 8637-20/-40, Prometra 20/40 mL (CLINICAL.md)
+RESERVOIR_SIZES_ML = (20, 40)       # SynchroMed II 8637-20/-40, Prometra 20/40 mL (docs/clinical.md)
 
 TABLES = ("scenario", "pump", "drug", "therapy", "limits", "patient_bolus", "refills", "timeline",
           "models", "faults", "link")
@@ -67,7 +67,7 @@ ACTIONS = {
 
 # [[faults]] kinds (sim/replay.py FAULT_KINDS; docs/scenarios.md) and the largest duration.
 MAX_FAULT_HOURS = MAX_DAYS * 24
-ACCURACY_CLASS_PPM = 145000         # flow accuracy within +-14.5 % (CLINICAL.md)
+ACCURACY_CLASS_PPM = 145000         # flow accuracy within +-14.5 % (docs/clinical.md)
 _BIAS_SEED_XOR = 0x0B1A5EED
 
 # [pump] ranges (lo, hi, note): 0 in some would crash or hang a run, and huge values overflow the
@@ -415,7 +415,7 @@ def _models(c, t, config):
     else:
         bias = _pct_ppm(c, T, t, "motor_bias_pct", -50, 50,
                         ', or "random" (a seeded draw within the +-14.5 % accuracy class: '
-                        "CLINICAL.md)")
+                        "docs/clinical.md)")
     noise = _pct_ppm(c, T, t, "motor_noise_pct", 0, 50,
                      " (each stroke varies uniformly within +-this)")
     fill = _pct_ppm(c, T, t, "refill_error_pct", -50, 50,
@@ -501,7 +501,7 @@ def _battery_and_clock(c, T, t):
     return out
 
 
-# An MRI's recovery lag: after the scan the rotor stays stalled this long (CLINICAL.md: recovery
+# An MRI's recovery lag: after the scan the rotor stays stalled this long (docs/clinical.md: recovery
 # can lag 2-24 h).  Default: the shortest lag cited; at most the longest.
 MRI_RECOVERY_DEFAULT_HOURS = 2
 MRI_RECOVERY_MAX_HOURS = 24
@@ -512,7 +512,7 @@ def _mri_recovery(c, T, t, key):
     if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours != hours \
             or not 0 <= hours <= MRI_RECOVERY_MAX_HOURS:
         c.fail(T, key, hours, "must be a number of hours from 0 to %d: how long the rotor stays "
-               "stalled after the scan (CLINICAL.md: recovery can lag 2-24 h; 0: it turns as "
+               "stalled after the scan (docs/clinical.md: recovery can lag 2-24 h; 0: it turns as "
                "soon as the scan ends)" % MRI_RECOVERY_MAX_HOURS)
     return {"recover_ms": int(round(hours * 3600000))}
 
@@ -765,7 +765,7 @@ def _pump(c, t):
             ml = t[key]
             if isinstance(ml, bool) or not isinstance(ml, int) or ml not in RESERVOIR_SIZES_ML:
                 c.fail(T, key, ml, "must be 20 or 40 (the real reservoir sizes: SynchroMed II "
-                       "8637-20/-40, Prometra 20/40 mL; CLINICAL.md)")
+                       "8637-20/-40, Prometra 20/40 mL; docs/clinical.md)")
             model["reservoir_capacity_nl"] = ml * 1000000
         elif key == "stroke_nl":
             model[key] = c.int(T, t, key, 50, 10000, unit="of nL")
@@ -791,7 +791,7 @@ def _drug(c, t, config, capacity_ul):
 
 def _concentration(c, table, t, key, entry, default=_REQUIRED):
     allowed = entry["concentrations_ug_per_ml"]
-    note = "must be one of %s ug/mL (%s concentrations in the drug library; CLINICAL.md)" % (
+    note = "must be one of %s ug/mL (%s concentrations in the drug library; docs/clinical.md)" % (
         ", ".join(str(a) for a in allowed), entry["drug"])
     value, given = c.get(table, t, key, default, note)
     if not given:
@@ -808,7 +808,7 @@ def _therapy(c, t, config, capacity_ul, default_alarm_nl):
     mode = c.choice(T, t, "mode", ("continuous", "flex", "stopped"))
     if mode == "stopped":
         # Filled but not programmed (e.g. before implant, while screening): therapy idle until
-        # a timeline program or program_flex (CLINICAL.md therapy modes: stopped).
+        # a timeline program or program_flex (docs/clinical.md therapy modes: stopped).
         c.keys(T, t, ("mode", "low_reservoir_alarm_ul", "confirm"), why=' for mode = "stopped"')
         config["therapy"] = None
     elif mode == "continuous":
@@ -830,7 +830,7 @@ def _therapy(c, t, config, capacity_ul, default_alarm_nl):
                                                         capacity_ul))
     config["low_reservoir_alarm_nl"] = c.int(
         T, t, "low_reservoir_alarm_ul", 0, capacity_ul, default=default_alarm_nl // 1000,
-        unit="of uL", note=" (the reservoir's capacity; the maker recommends 2000: CLINICAL.md)"
+        unit="of uL", note=" (the reservoir's capacity; the maker recommends 2000: docs/clinical.md)"
     ) * 1000
 
 
@@ -897,7 +897,7 @@ def _flex_steps(c, T, entry):
     n = fw_limits.MAX_FLEX_STEPS
     allowed = ("must be a list of 1 to %d steps [\"HH:MM\", ug_per_day], the first at \"00:00\", "
                "times strictly increasing (up to %d rate changes a day: SynchroMed flex, "
-               "CLINICAL.md)" % (n, n))
+               "docs/clinical.md)" % (n, n))
     value, _ = c.get(T, entry, "steps", _REQUIRED, allowed)
     if not isinstance(value, list) or not 1 <= len(value) <= n:
         count = " (got %d steps)" % len(value) if isinstance(value, list) else ""
@@ -949,7 +949,7 @@ def _patient_bolus(c, value, config):
         "dose_ug": c.int(T, t, "dose_ug", 1, MAX_UG, unit="of ug"),
         "duration_ms": c.int(T, t, "duration_min", 1, 60, unit="of minutes") * MS_PER_MIN,
         "lockout_ms": c.int(T, t, "lockout_min", 15, 1440, unit="of minutes",
-                            note=" (PCA practice: 15 min to 24 h, never 0; CLINICAL.md)")
+                            note=" (PCA practice: 15 min to 24 h, never 0; docs/clinical.md)")
         * MS_PER_MIN,
         "max_per_24h": c.int(T, t, "max_per_24h", 1, 24),
     }
@@ -975,7 +975,7 @@ def _refills(c, value, config, entry, capacity_ul):
     c.keys(T, t, ("every_days", "volume_ul", "concentration_ug_per_ml", "time", "bridge",
                   "start_day"))
     every = c.int(T, t, "every_days", 1, 365, unit="of days",
-                  note=" (refills are usually every 2-6 months: CLINICAL.md)")
+                  note=" (refills are usually every 2-6 months: docs/clinical.md)")
     volume_nl = c.int(T, t, "volume_ul", 0, capacity_ul, default=capacity_ul, unit="of uL",
                       note=" (the reservoir's capacity)") * 1000
     concentration = _concentration(c, T, t, "concentration_ug_per_ml", entry,
@@ -1022,7 +1022,7 @@ def _timeline(c, value, config, entry, capacity_ul):
                                             unit="of minutes") * MS_PER_MIN
                 item["lockout_ms"] = c.int(
                     T, t, "lockout_min", 15, 1440, unit="of minutes",
-                    note=" (PCA practice: 15 min to 24 h, never 0; CLINICAL.md)") * MS_PER_MIN
+                    note=" (PCA practice: 15 min to 24 h, never 0; docs/clinical.md)") * MS_PER_MIN
                 item["max_per_24h"] = c.int(T, t, "max_per_24h", 1, 24)
         elif action == "refill":
             item["volume_nl"] = c.int(T, t, "volume_ul", 0, capacity_ul, default=capacity_ul,

@@ -64,7 +64,7 @@ def test_mri_alarms_within_one_stroke_interval_and_halts_through_the_scan_and_th
     for hour in range(3, 12):
         assert therapy_at(rows, MS_PER_DAY + hour * MS_PER_HOUR) == "motor_stall"
     # The rotor recovered at 09:00 on day 1 + 9 h, but the pump does not resume by itself
-    # (CLINICAL.md: it waits to be interrogated).
+    # (docs/clinical.md: it waits to be interrogated).
     assert [rel(e) for e in sim_events(events, "fault_recovered")] == [start + 7 * MS_PER_HOUR]
     assert not r.board.motor.stalled
     assert summary["final_state"]["therapy"] == "motor_stall"

@@ -31,7 +31,7 @@ def test_defaults_are_consistent_and_labelled():
     import sim.patient
     assert "NOT CLINICAL ADVICE" in sim.patient.__doc__
     for name, (_d, _lo, _hi, source) in PARAMS.items():
-        assert "CLINICAL.md line" in source or "UNSOURCED" in source or "derived" in source, name
+        assert "docs/clinical.md" in source or "UNSOURCED" in source or "derived" in source, name
 
 
 def test_steady_state_is_rate_over_clearance():
@@ -82,7 +82,7 @@ def test_instantaneous_bolus_equals_the_limit_of_a_short_infusion():
 
 
 def test_bolus_onset_and_peak_match_the_label():
-    # CLINICAL.md line 39: bolus onset 0.5-1 h, peak about 4 h
+    # docs/clinical.md: bolus onset 0.5-1 h, peak about 4 h
     for dose in (50.0, 75.0, 100.0):         # the screening boluses (line 33)
         t = bolus_timing(dose_ug=dose)
         assert 0.5 <= t["onset_h"] <= 1.0, t
@@ -108,7 +108,7 @@ def test_tone_falls_with_dose_and_stays_in_range():
 def test_overdose_flag_under_a_large_dose_not_at_a_typical_one():
     typical = infuse(PatientModel(), TYPICAL_UG_PER_DAY, 10 * 24, dt_ms=10 * MIN)
     assert not any(s["overdose"] for s in typical)
-    high = infuse(PatientModel(), 2400.0, 48)     # CLINICAL.md line 37: up to 2400 ug/24 h
+    high = infuse(PatientModel(), 2400.0, 48)     # docs/clinical.md: up to 2400 ug/24 h
     assert high[-1]["overdose"]
     first = next(i for i, s in enumerate(high) if s["overdose"]) + 1
     assert first <= 6                                 # crosses within hours

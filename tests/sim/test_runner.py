@@ -109,7 +109,7 @@ def test_power_lost_mid_write_reboots_and_recovers():
 
 
 def test_a_program_over_the_hard_limit_is_refused_and_changes_nothing(tmp_path):
-    # The source article's "0.5 ug/kg/min" for 70 kg: about 50,000 ug/day (CLINICAL.md).
+    # The source article's "0.5 ug/kg/min" for 70 kg: about 50,000 ug/day (docs/clinical.md).
     summary = run_scenario(config(therapy={"mode": "continuous", "basal_ug_per_day": 50400},
                                   days=2), out_dir=str(tmp_path))
     assert summary["refusals"]["program: over_hard_limit"] == {
