@@ -1,4 +1,4 @@
-"""The programmer's exceptions (host only: raised by protocol/client.py, caught by tools/prog.py
+"""The programmer's exceptions (host only: raised by protocol/client.py, caught by tools/prog/
 and sim/telemetry_link.py).  The board-side protocol raises ProtocolError (protocol/errors.py) for
 its own faults; these are the client's, a separate tree kept out of the board's bundle.
 

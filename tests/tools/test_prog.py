@@ -1,4 +1,4 @@
-"""The programmer: protocol/client.py (the library) and `vpump prog` (tools/prog.py).
+"""The programmer: protocol/client.py (the library) and `vpump prog` (tools/prog/).
 
 Most tests talk to a real pump in this process: Pump(SimBoard()) behind firmware/telemetry.py,
 polled by a background thread (the `pump` fixture stops and joins it).  Library tests use a
@@ -32,6 +32,8 @@ from protocol.client_errors import KeyFileError, LinkFailure, ProgrammerError, R
 from protocol.keygen import format_keys
 from sim.links import LoopPair, Manipulator, TcpServerLink
 from tools import cli, prog as prog_module
+from tools.prog.actions import ACTION_NAMES
+from tools.prog.shell import Shell
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEYS = {"serial": "VP-TEST1", "clinician": bytes(range(32)),
@@ -593,7 +595,7 @@ def test_cli_no_answer_exits_1(key_file, tmp_path):
 def test_cli_help_lists_the_commands():
     code, out, err = prog("--help")
     assert code == 0
-    for name in prog_module.ACTION_NAMES:
+    for name in ACTION_NAMES:
         assert name in out
     code, out, err = prog("URL", "bolus", "--help")
     assert code == 0 and "--minutes M" in out and "--key-file FILE" in out
@@ -644,7 +646,7 @@ def test_shell_ends_at_eof_and_completes(tcp_pump, key_file):
     docs = [json.loads(line) for line in out.getvalue().splitlines()
             if line.startswith("{")]
     assert [d["command"] for d in docs] == ["status", "stop"] and all(d["ok"] for d in docs)
-    shell = prog_module.Shell(None, args, io.StringIO(), io.StringIO(), io.StringIO(), False)
+    shell = Shell(None, args, io.StringIO(), io.StringIO(), io.StringIO(), False)
     assert shell.completenames("pa") == ["patient-bolus ", "patient-bolus-settings "]
     assert shell.completenames("set-") == ["set-limits ", "set-clock "]
     assert shell.completedefault("--con", "bolus 5 --con", 8, 13) == ["--confirm "]
@@ -715,7 +717,7 @@ def test_end_to_end_serve_and_prog_processes(link):
 
 def test_flex_schedules_from_a_file_or_inline(tmp_path):
     from sim.errors import ScenarioError
-    from tools.prog import load_flex
+    from tools.prog.actions import load_flex
     path = tmp_path / "week.toml"
     path.write_text('[[flex]]\ndays = ["mon", "tue", "wed", "thu", "fri"]\n'
                     'steps = [["00:00", 190], ["06:00", 170]]\n'

@@ -1,0 +1,232 @@
+"""`vpump prog URL` without a command: the interactive programmer shell (every command, one per
+line, with completion and history on a terminal, and the pump's status line after each command).
+"""
+
+import argparse
+import cmd
+import json
+import os
+import shlex
+import sys
+
+from protocol.client_errors import LinkFailure, ProgrammerError
+from sim.errors import SimError
+from tools.prog import render
+from tools.prog.actions import (ACTION_NAMES, ACTIONS, BY_NAME, ProgUsage, Session, add_actions,
+                                prepare, run_action, status_fields)
+from tools.prog.render import error_json, error_line, exit_status, jsonable, status_line
+
+HISTORY_FILE = os.path.join(os.path.expanduser("~"), ".vpump_history")
+
+
+class _ShellParserError(Exception):
+    pass
+
+
+class _ShellParser(argparse.ArgumentParser):
+    # Errors become exceptions (the shell carries on); --help prints and raises SystemExit(0).
+    def error(self, message):
+        raise _ShellParserError("%s: %s" % (self.prog, message))
+
+
+def _shell_parsers():
+    root = _ShellParser(prog="", add_help=False)
+    subs = root.add_subparsers(dest="action", parser_class=_ShellParser)
+    add_actions(subs, None)
+    return subs.choices
+
+
+class Shell(cmd.Cmd):
+    """The interactive programmer: every `vpump prog` command, one per line."""
+
+    identchars = cmd.Cmd.identchars + "-"
+    doc_header = "commands (help COMMAND for its options)"
+
+    def __init__(self, prog, args, stdin, stdout, stderr, interactive):
+        cmd.Cmd.__init__(self, stdin=stdin, stdout=stdout)
+        self.prog = prog
+        self.args = args
+        self.stderr = stderr
+        self.interactive = interactive
+        self.use_rawinput = interactive
+        self.prompt = "vpump> " if interactive else ""
+        self.parsers = _shell_parsers()
+        self.failures = 0
+
+    # -- cmd.Cmd plumbing
+
+    def emptyline(self):
+        return False
+
+    def precmd(self, line):
+        if not self.interactive:
+            self.stdout.write("vpump> %s\n" % line.rstrip("\n"))
+        return line
+
+    # Completions end with a space, as a finished word does (readline adds none itself).
+
+    def completenames(self, text, *ignored):
+        names = ACTION_NAMES + ["help", "quit", "exit"]
+        return [n + " " for n in names if n.startswith(text)]
+
+    def completedefault(self, text, line, begidx, endidx):
+        name = line.split()[0] if line.split() else ""
+        parser = self.parsers.get(name)
+        if parser is None:
+            return []
+        options = [o for a in parser._actions for o in a.option_strings]
+        return [o + " " for o in options if o.startswith(text)]
+
+    def complete_help(self, text, *ignored):
+        return [n + " " for n in ACTION_NAMES if n.startswith(text)]
+
+    def do_help(self, arg):
+        """help [COMMAND]: the commands, or one command's options."""
+        arg = arg.strip()
+        if arg in self.parsers:
+            self.stdout.write(self.parsers[arg].format_help())
+            return False
+        if arg:
+            self.stdout.write("no command %s; commands: %s\n" % (arg, ", ".join(ACTION_NAMES)))
+            return False
+        width = max(len(n) for n in ACTION_NAMES)
+        self.stdout.write("commands (help COMMAND for its options):\n")
+        for action in ACTIONS:
+            self.stdout.write("  %-*s  %s\n" % (width, action.name, action.help))
+        self.stdout.write("  %-*s  %s\n" % (width, "quit", "leave (also exit, or Ctrl-D)"))
+        return False
+
+    def do_quit(self, arg):
+        """quit: leave the programmer."""
+        return True
+
+    do_exit = do_quit
+
+    def do_EOF(self, arg):
+        if self.interactive:
+            self.stdout.write("\n")
+        return True
+
+    def default(self, line):
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            self._error("vpump prog: cannot read %r: %s" % (line, exc))
+            self.failures += 1
+            return False
+        name = words[0]
+        parser = self.parsers.get(name)
+        if parser is None:
+            import difflib
+            close = difflib.get_close_matches(name, ACTION_NAMES, n=1)
+            self._error("vpump prog: unknown command %s;%s type help for the list"
+                        % (name, " did you mean %s?" % close[0] if close else ""))
+            self.failures += 1
+            return False
+        try:
+            args = parser.parse_args(words[1:])
+        except _ShellParserError as exc:
+            self._error("vpump prog: %s" % str(exc).strip())
+            self.failures += 1
+            return False
+        except SystemExit:          # --help printed its text
+            return False
+        for key in ("role", "key_file", "json", "spy", "timeout", "url"):
+            setattr(args, key, getattr(self.args, key))
+        self._run(BY_NAME[name], args)
+        return False
+
+    def _run(self, action, args):
+        try:
+            prepare(action, args)
+            result = run_action(self.prog, action, args)
+        except (ProgrammerError, ProgUsage, SimError) as exc:
+            self.failures += 1
+            if self.args.json:
+                self.stdout.write(json.dumps(error_json(action.name, exc)) + "\n")
+            self._error(error_line(action.name, exc, self.args.role))
+            if isinstance(exc, LinkFailure):
+                return
+        else:
+            if self.args.json:
+                self.stdout.write(json.dumps({"command": action.name, "ok": True,
+                                              "result": jsonable(result)}) + "\n")
+            else:
+                self.stdout.write("\n".join(render.text(action, result, args)) + "\n")
+        self._status_line()
+
+    def _error(self, text):
+        # Errors go to stderr; stdout first, so a terminal shows them in order.
+        self.stdout.flush()
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+    def _status_line(self):
+        if not self.prog.key or self.args.json:
+            return
+        try:
+            fields = status_fields(self.prog.interrogate())
+        except ProgrammerError as exc:
+            self.stdout.write("[status unavailable: %s]\n" % exc)
+            return
+        self.stdout.write(status_line(fields) + "\n")
+
+    def postcmd(self, stop, line):
+        self.stdout.flush()
+        return stop
+
+
+def _readline_setup(interactive):
+    # readline gives line editing, history and tab completion on a terminal.
+    if not interactive:
+        return None
+    try:
+        import readline
+    except ImportError:
+        return None
+    try:
+        readline.read_history_file(HISTORY_FILE)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    # Command names and options contain dashes: complete them as one word.
+    readline.set_completer_delims(readline.get_completer_delims().replace("-", ""))
+    return readline
+
+
+def run_shell(args, stdout, stderr, stdin):
+    interactive = hasattr(stdin, "isatty") and stdin.isatty() and stdin is sys.stdin
+    try:
+        session = Session(args, stderr)
+        prog = session.open()
+    except ProgrammerError as exc:
+        stderr.write("vpump prog: %s\n" % exc)
+        return exit_status(exc)
+    readline = _readline_setup(interactive)
+    with prog:
+        try:
+            ident = prog.identify()
+            if prog.key:
+                prog.open_session()
+        except ProgrammerError as exc:
+            stderr.write(error_line("connect", exc, args.role) + "\n")
+            return exit_status(exc)
+        stdout.write("vpump programmer: %s as %s. Type help for the commands, quit to leave.\n"
+                     % (render.text(BY_NAME["identify"], ident, args)[0], args.role))
+        if not prog.key:
+            stdout.write("no --key-file: only identify works; every other command needs the "
+                         "key file `vpump serve` wrote\n")
+        shell = Shell(prog, args, stdin, stdout, stderr, interactive)
+        if prog.key and not args.json:
+            shell._status_line()
+        try:
+            shell.cmdloop()
+        except KeyboardInterrupt:
+            stdout.write("\n")
+        finally:
+            if readline is not None:
+                try:
+                    readline.write_history_file(HISTORY_FILE)
+                except OSError:
+                    pass
+    return 0
