@@ -35,13 +35,18 @@ _MODES = {"continuous": 1, "flex": 2}
 
 class Telemetry:
     # keys: {"clinician": 32 bytes, "patient": 32 bytes, "serial": str (optional)}.
-    def __init__(self, pump, link, keys, serial=None):
+    # link_ms: the link's clock in ms (what its bytes arrive by: the wall clock behind a paced
+    # `vpump serve`); default the pump's clock, which is the link's on a board.
+    def __init__(self, pump, link, keys, serial=None, link_ms=None):
         self.pump = pump
         self.link = link
         self._keys = {session.ROLE_CLINICIAN: keys["clinician"],
                       session.ROLE_PATIENT: keys["patient"]}
         self.serial = serial or keys.get("serial") or "VP-0000"
-        self._decoder = frame.Decoder()
+        baud = getattr(link, "baud", None)
+        gap_ms, char_us = frame.link_timing(baud) if baud else (frame.SOCKET_GAP_MS, 0)
+        self._decoder = frame.Decoder(frame.MAX_PAYLOAD, gap_ms, char_us)
+        self._link_ms = link_ms or pump.now_ms
         self._rng = pump.board.rng
         self.frames = 0
         self.auth_failures = 0
@@ -54,9 +59,12 @@ class Telemetry:
     def poll(self):
         # Handles every complete frame the link has; returns how many.  Never blocks.
         handled = 0
+        now = self._link_ms()
         data = self.link.read(_READ_CHUNK)
+        if not data:
+            self._decoder.idle(now)
         while data:
-            for item in self._decoder.feed(data):
+            for item in self._decoder.feed(data, now):
                 response = self.handle(item)
                 if response is not None:
                     self.link.write(response)

@@ -398,9 +398,10 @@ def _sync(f):
 class UartLink(Link):
     # The telemetry link on a UART.  read() never blocks: it takes what uart.any() says is
     # waiting (MicroPython's UART buffers input in rxbuf from its interrupt).
-    def __init__(self, uart):
+    def __init__(self, uart, baud=None):
         Link.__init__(self)
         self._uart = uart
+        self.baud = baud            # sets the telemetry's inter-byte timeout
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -502,7 +503,8 @@ class MachineBoard:
             machine.PWM(Pin(p["piezo"])), self.clock, s["tone_high_hz"], s["tone_low_hz"],
             s["tone_alternate_ms"], s["tone_single_hz"], s["tone_duty_u16"], s["tone_queue"])
         self.link = UartLink(machine.UART(p["uart"], baudrate=s["baudrate"], tx=Pin(p["tx"]),
-                                          rx=Pin(p["rx"]), rxbuf=s["uart_rxbuf"]))
+                                          rx=Pin(p["rx"]), rxbuf=s["uart_rxbuf"]),
+                            s["baudrate"])
         self.clock.wake = self.link.pending
         self.rng = UrandomRng(urandom)
         self.led = None if p["led"] is None else Pin(p["led"], Pin.OUT, value=0)

@@ -60,6 +60,9 @@ class SerialLink(Link):
             raise LinkError("link %r: give %s" % (url, _SCHEMES))
         self.url = url
         self.write_timeout_s = write_timeout_s
+        # A device path is a UART: its baud rate sets a pump's inter-byte timeout (a URL's
+        # transport has its own pace, so it gets the socket timeout).
+        self.baud = None if "://" in url else baudrate
         try:
             self._port = serial.serial_for_url(
                 url, baudrate=baudrate, timeout=0, write_timeout=write_timeout_s)

@@ -9,9 +9,19 @@
 #   LEN = N + 3 (VER, SEQ, CMD and PAYLOAD), big-endian; CRC-16/CCITT-FALSE (protocol/crc.py).
 #
 #   encode(seq, cmd, payload=b"", version=VERSION) -> the frame (bytes)
-#   Decoder(max_payload=MAX_PAYLOAD).feed(data) -> [(status, version, seq, cmd, payload), ...]
+#   Decoder(max_payload=MAX_PAYLOAD, gap_ms=0, char_us=0)
+#   .feed(data, now_ms=None) -> [(status, version, seq, cmd, payload), ...]
 #       status reasons.OK: a good frame; reasons.BAD_CRC: a frame whose CRC failed (payload b"",
 #       version/seq/cmd as read from the damaged header, not to be trusted).
+#   .idle(now_ms)  the link had nothing new at now_ms (lets a partial frame time out)
+#   link_timing(baud) -> (gap_ms, char_us) for a UART; SOCKET_GAP_MS for links without a baud
+#
+# Inter-byte timeout (docs/protocol.md, "Timing"), like Modbus RTU's 3.5 character times: with
+# gap_ms > 0 and times given (in link time: the clock the bytes arrive by), a partial frame is
+# dropped (counted in timeouts and dropped_bytes) when the line was silent for more than gap_ms
+# inside it, or when it has been arriving for longer than gap_ms + its length in character
+# times: a frame stalled behind a false start or trickled in by someone else is never run
+# later, when whoever sent it has given up on it.
 #
 # The decoder never raises for any bytes.  It keeps only the bytes it cannot decide yet (the
 # start of an incomplete frame: less than one maximum frame) between calls; everything else is
@@ -43,6 +53,14 @@ _BAD_CRC = const(1)
 
 _pack = struct.pack
 
+SOCKET_GAP_MS = const(100)      # the stated timeout of links without a baud rate (socket, pty)
+_MIN_GAP_MS = const(5)          # tick resolution and UART FIFO latency: never less
+
+
+def link_timing(baud):
+    # 3.5 characters of 10 bits (8N1), at least _MIN_GAP_MS; and one character's time in us.
+    return max(_MIN_GAP_MS, (35000 + baud - 1) // baud), 10000000 // baud
+
 
 def encode(seq, cmd, payload=b"", version=VERSION):
     n = len(payload)
@@ -66,7 +84,7 @@ def _refuse(seq, cmd, n, version):
 
 
 class Decoder:
-    def __init__(self, max_payload=MAX_PAYLOAD):
+    def __init__(self, max_payload=MAX_PAYLOAD, gap_ms=0, char_us=0):
         if not 0 <= max_payload <= 0xFFFF - _MIN_LEN:
             raise ProtocolError(reasons.OUT_OF_RANGE,
                                 "max_payload %d is out of range: give 0..%d"
@@ -74,6 +92,10 @@ class Decoder:
                                 "max_payload", max_payload, 0, 0xFFFF - _MIN_LEN)
         self.max_payload = max_payload
         self._max_len = max_payload + _MIN_LEN
+        self.gap_ms = gap_ms
+        # The longest a partial frame may keep arriving: a whole maximum frame's characters.
+        self._span_ms = gap_ms + (self._max_len + 6) * char_us // 1000
+        self._first_ms = self._last_ms = 0
         # The undecided tail; _need is how long it must grow before scanning can progress, so
         # a frame arriving a few bytes at a time is not rescanned for every piece.
         self._buf = bytearray()
@@ -82,6 +104,7 @@ class Decoder:
         self.crc_errors = 0
         self.length_errors = 0
         self.dropped_bytes = 0
+        self.timeouts = 0
 
     @property
     def buffered(self):
@@ -93,8 +116,20 @@ class Decoder:
         self._buf = bytearray()
         self._need = 0
 
-    def feed(self, data):
+    def idle(self, now_ms):
+        # Called when the link had nothing at now_ms: a partial frame that has been silent too
+        # long (or arriving too long) is dropped.
+        if self._buf and self.gap_ms and (now_ms - self._last_ms > self.gap_ms
+                                          or now_ms - self._first_ms > self._span_ms):
+            self.timeouts += 1
+            self.reset()
+
+    def feed(self, data, now_ms=None):
+        if now_ms is not None and data:
+            self.idle(now_ms)
+            self._last_ms = now_ms
         buf = self._buf
+        held = len(buf)
         if buf:
             buf += data
             if len(buf) < self._need:
@@ -108,7 +143,8 @@ class Decoder:
         else:
             src = bytes(data)
         out = []
-        self._scan(src, out)
+        if self._scan(src, out) >= held and now_ms is not None:
+            self._first_ms = now_ms     # what is kept now began arriving in this data
         return out
 
     def _scan(self, src, out):
@@ -170,3 +206,4 @@ class Decoder:
             self.crc_errors += crc_errors
         if length_errors:
             self.length_errors += length_errors
+        return keep

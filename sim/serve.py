@@ -81,7 +81,15 @@ class Serve:
         self.run_._guarded(self.run_._setup)
         self._plan = self.run_._plan()
         self._next_action = 0
-        self.telemetry = Telemetry(self.run_.pump, link, keys)
+        self.telemetry = self._telemetry(self.run_.pump)
+
+    def _telemetry(self, pump):
+        # The link's bytes arrive in wall time, whatever the pace: the inter-byte timeout is
+        # measured on the wall clock (link time), not in the pump's virtual time.
+        return Telemetry(pump, self.link, self.keys, link_ms=self._link_ms)
+
+    def _link_ms(self):
+        return int(self._monotonic() * 1000)
 
     def _link_fault(self, direction, action, detail):
         self.run_._sim_event("link_fault", direction=direction, action=action, detail=detail)
@@ -111,7 +119,7 @@ class Serve:
             return 0        # a brown-out holds the pump in reset: nothing answers yet
         if self.telemetry.pump is not run.pump:
             # A reset replaced the pump: its telemetry starts over, as after a real reboot.
-            self.telemetry = Telemetry(run.pump, self.link, self.keys)
+            self.telemetry = self._telemetry(run.pump)
         handled = run._guarded(self.telemetry.poll) or 0
         self.frames += handled
         return handled

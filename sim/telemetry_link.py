@@ -171,6 +171,7 @@ class ProgrammerLink:
         self._programmer_rate = RateLimited(pair.programmer_end, bytes_per_s, clock=clock)
         self.pump_side = _NoisySide(self._pump_rate, seed ^ _FROM_PUMP_SEED_XOR, clock,
                                     FROM_PUMP, self._on_fault)
+        self.pump_side.baud = self.settings["baud"]    # the pump's inter-byte timeout
         self.programmer_side = _NoisySide(self._programmer_rate, seed ^ _TO_PUMP_SEED_XOR, clock,
                                           TO_PUMP, self._on_fault)
         self.programmer_end = VirtualLink(self.programmer_side, self)
