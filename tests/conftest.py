@@ -27,6 +27,13 @@ _THREAD_GRACE_S = 1.0
 _FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 
 
+@pytest.fixture(autouse=True)
+def _private_state_folder(tmp_path_factory, monkeypatch):
+    # `vpump serve` keeps generated keys in $XDG_STATE_HOME/vpump: a test's go to a temporary
+    # folder (inherited by the vpump processes a test starts), never the user's own.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "no_health_check: skip the thread / pty-descriptor leak check for this test")

@@ -211,10 +211,15 @@ def _cmd_run(args, stdout, stderr):
     config = scenario_module.load(path)
     out_dir = args.out or os.path.join("out", os.path.splitext(os.path.basename(path))[0])
     progress = _Progress(stderr, not args.quiet and hasattr(stderr, "isatty") and stderr.isatty())
+    # A folder that cannot be one is the user's mistake (exit 2), found before the run starts.
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        stderr.write("vpump run: --out %s: is a file, not a folder; give a folder to write "
-                     "events.jsonl and timeseries.csv into\n" % out_dir)
-        return 1
+        raise UsageError("--out %s: is a file, not a folder; give a folder to write "
+                         "events.jsonl and timeseries.csv into" % out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("--out %s: cannot write output there: %s"
+                         % (out_dir, exc.strerror or exc)) from None
     try:
         summary = run_scenario(config, days=args.days, seed=args.seed, out_dir=out_dir,
                                progress=progress)

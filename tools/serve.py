@@ -3,7 +3,11 @@
 stdout starts with two lines a script can read:
 
     link: /dev/pts/7            (what a programmer opens: a pty path or socket://HOST:PORT)
-    keys: /tmp/vpump-keys-....json
+    keys: /home/me/.local/state/vpump/keys-VP-123456.json
+
+Generated keys go to a per-user state folder ($XDG_STATE_HOME/vpump, else ~/.local/state/vpump),
+or, when a --state FILE option is given, beside it (FILE.keys.json, reused by the next serve of
+that state); a serve that fails to start removes the key file it made.
 
 Ctrl-C or SIGTERM stops it cleanly, with the pump's state committed.  With --io URL the
 firmware's motor, battery and annunciator are a bench board's (hal/serial_io.py), and a third
@@ -12,7 +16,6 @@ line names it: `io: NAME at URL`.
 
 import os
 import signal
-import tempfile
 
 from hal.errors import HalError
 from sim.errors import SimError
@@ -39,8 +42,10 @@ def add_parser(commands):
                        help="virtual time runs X times real time (default 1; 0.001 to 1e9)")
     serve.add_argument("--keys", metavar="FILE",
                        help="key file (JSON with the clinician and patient keys); without it "
-                            "random keys are generated and written to a new file")
-    serve.add_argument("--seed", type=int, metavar="N",
+                            "random keys are generated and written to a new file in "
+                            "$XDG_STATE_HOME/vpump (default ~/.local/state/vpump); the "
+                            "'keys:' line says where")
+    serve.add_argument("--seed", type=_seed, metavar="N",
                        help="seed the pump's random numbers (session nonces become "
                             "predictable: for reproducible tests only)")
     serve.add_argument("--baud", type=_baud, metavar="N",
@@ -71,6 +76,18 @@ def _speed(text):
     return value
 
 
+def _seed(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 2 ** 32 - 1:
+        raise argparse.ArgumentTypeError("got %s, must be a whole number from 0 to 4294967295"
+                                         % text)
+    return value
+
+
 def _baud(text):
     import argparse
     try:
@@ -96,13 +113,37 @@ def load_key_file(path):
         raise ServeError("--keys %s: %s" % (path, exc)) from None
 
 
-def write_new_keys(serial):
+def state_folder():
+    """Where vpump keeps what it generates for a user: $XDG_STATE_HOME/vpump, else
+    ~/.local/state/vpump (the XDG base directory default)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "state")
+    return os.path.join(base, "vpump")
+
+
+def new_key_path(serial, state_file=None):
+    """The file generated keys go to: beside --state FILE, or in the state folder by serial."""
+    if state_file:
+        return state_file + ".keys.json"
+    return os.path.join(state_folder(), "keys-%s.json" % serial)
+
+
+def write_new_keys(serial, path):
+    """Generate keys for `serial` and write them to a new file `path` (mode 0600, never over an
+    existing file).  Returns the keys; ServeError when the file cannot be written."""
     from protocol.keygen import format_keys, generate_keys
     keys = generate_keys(os.urandom, serial)
-    fd, path = tempfile.mkstemp(prefix="vpump-keys-", suffix=".json")   # mode 0600
+    folder = os.path.dirname(path) or "."
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ServeError("cannot write new keys to %s: %s (give --keys FILE, or set "
+                         "XDG_STATE_HOME to a folder you can write)"
+                         % (path, exc.strerror or exc)) from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(format_keys(keys))
-    return keys, path
+    return keys
 
 
 def parse_noise(text):
@@ -126,6 +167,46 @@ def parse_noise(text):
     return link_noise(spec, "--noise %s" % text), seed
 
 
+def _open_out(directory):
+    from sim.runner import OutputFiles
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ServeError("--out %s: is a file, not a folder; give a folder to write "
+                         "events.jsonl into" % directory)
+    try:
+        return OutputFiles(directory)
+    except OSError as exc:
+        raise ServeError("--out %s: cannot write there: %s" % (directory, exc.strerror or exc)) \
+            from None
+
+
+def _link_error(option, spec, exc):
+    text = str(exc)
+    if text.startswith("no such device"):
+        # hal's wording is for a programmer looking for a served pump; serve opens its own end.
+        if option == "--link":
+            text = ("no such serial device; give pty, loop, socket://HOST:PORT (port 0: a free "
+                    "one), or the path or pyserial URL of a serial port that exists")
+        else:
+            text = ("no such serial device; give the bench board's port (/dev/ttyACM0, "
+                    "/dev/ttyUSB0), or the /dev/pts/N or socket://HOST:PORT that `python -m "
+                    "sim.io_board` printed")
+    return ServeError("%s %s: %s" % (option, spec, text))
+
+
+def _keys_for(args):
+    """(keys, path, made): the --keys file's, the ones kept beside --state, or new ones (made:
+    the file is new and goes if the start fails)."""
+    if args.keys:
+        return load_key_file(args.keys), args.keys, False
+    state_file = getattr(args, "state", None)
+    if state_file and os.path.exists(new_key_path(None, state_file)):
+        path = new_key_path(None, state_file)
+        return load_key_file(path), path, False
+    serial = "VP-%06d" % (int.from_bytes(os.urandom(3), "big") % 1000000)
+    path = new_key_path(serial, state_file)
+    return write_new_keys(serial, path), path, True
+
+
 def run(args, stdout, stderr):
     from sim import scenario as scenario_module
     from sim.links import open_link
@@ -134,52 +215,69 @@ def run(args, stdout, stderr):
     config = None
     if args.scenario:
         config = scenario_module.load(scenario_module.find(args.scenario))
-    if args.keys:
-        keys, key_path = load_key_file(args.keys), args.keys
-    else:
-        keys, key_path = write_new_keys("VP-%06d" % (int.from_bytes(os.urandom(3), "big") % 1000000))
     noise = noise_seed = None
     if args.noise:
         noise, noise_seed = parse_noise(args.noise)
-    board = None
-    if args.io:
-        if config is not None and (config.get("models") or config.get("faults")):
-            raise ServeError("--io %s: scenario %s has [models] or [[faults]], which act on "
-                             "simulated parts; serve it without --io, or drop those tables"
-                             % (args.io, config["name"]))
-        from hal.serial_io import SerialIOBoard
+    if args.io and config is not None and (config.get("models") or config.get("faults")):
+        raise ServeError("--io %s: scenario %s has [models] or [[faults]], which act on "
+                         "simulated parts; serve it without --io, or drop those tables"
+                         % (args.io, config["name"]))
+    # Everything that can fail at the start is opened before keys are made, and what was opened
+    # is closed again on the way out of a failed start (the new key file removed).
+    opened = []
+    key_path, made = None, False
+    try:
+        files = sink = None
+        if args.out:
+            files = _open_out(args.out)
+            opened.append(files)
+            sink = files.event
+        board = None
+        if args.io:
+            from hal.serial_io import SerialIOBoard
+            try:
+                board = SerialIOBoard(args.io)
+            except (HalError, OSError) as exc:
+                raise _link_error("--io", args.io, exc) from None
+            opened.append(board)
         try:
-            board = SerialIOBoard(args.io)
+            link = open_link(args.link)
         except (HalError, OSError) as exc:
-            raise ServeError("--io %s: %s" % (args.io, exc)) from None
-    try:
-        link = open_link(args.link)
-    except (HalError, OSError) as exc:
-        if board is not None:
-            board.close()
-        raise ServeError("--link %s: %s" % (args.link, exc)) from None
-    if args.baud:
-        from sim.links import RateLimited
-        link = RateLimited(link, args.baud / 10.0)
-    files = None
-    sink = None
-    if args.out:
-        from sim.runner import OutputFiles
-        files = OutputFiles(args.out)
-        sink = files.event
-    try:
+            raise _link_error("--link", args.link, exc) from None
+        opened.append(link)
+        if args.baud:
+            from sim.links import RateLimited
+            link = RateLimited(link, args.baud / 10.0)
+        keys, key_path, made = _keys_for(args)
         serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
                       board=board, noise=noise, noise_seed=noise_seed or 0)
-        stdout.write("link: %s\nkeys: %s\n" % (link.url, key_path))
-        if board is not None:
-            stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
-        stdout.flush()
+    except BaseException:
+        for thing in reversed(opened):
+            try:
+                thing.close()
+            except Exception:       # already failing: the first error is the one to report
+                pass
+        if made:
+            os.remove(key_path)
+        raise
+    try:
+        # Handlers first: a script may stop the pump as soon as it has read the first lines.
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
                 previous[signum] = signal.signal(signum, lambda *_: serve.stop())
             except ValueError:      # not the main thread (a test): stop() is called directly
                 pass
+        if made:
+            # stdout's first lines stay PATH-only for scripts; the person is told on stderr.
+            stderr.write("vpump serve: new keys for pump %s in %s (kept: give --keys %s to "
+                         "serve the same keys again, or --key-file to vpump prog)\n"
+                         % (keys["serial"], key_path, key_path))
+            stderr.flush()
+        stdout.write("link: %s\nkeys: %s\n" % (link.url, key_path))
+        if board is not None:
+            stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
+        stdout.flush()
         try:
             serve.run()
         finally:
@@ -187,8 +285,8 @@ def run(args, stdout, stderr):
                 signal.signal(signum, handler)
         status = serve.pump.status()
         stdout.write("stopped: %d frames answered; therapy %s, reservoir %.1f mL; state "
-                     "committed\n" % (serve.frames, status["therapy"],
-                                      status["reservoir_nl"] / 1e6))
+                     "committed; keys in %s\n" % (serve.frames, status["therapy"],
+                                                  status["reservoir_nl"] / 1e6, key_path))
         if serve.noise is not None:
             done = {}
             for counts in serve.noise.counts.values():

@@ -290,26 +290,26 @@ def test_unknown_option_exits_2(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-# ------------------------------------------------------------------------------------ runtime failure
+# ------------------------------------------------------------------------------- output folder mistakes
 
-def test_out_under_a_regular_file_exits_1(tmp_path):
+def test_out_under_a_regular_file_exits_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     target = str(blocker / "sub")
     code, out, err = call("run", ADULT, "--days", "3", "--out", target)
-    assert code == 1
+    assert code == 2
     assert out == ""
     assert "Traceback" not in err
     assert err.splitlines() == [err.strip()]
-    assert err.startswith("vpump run: cannot write output to %s: " % target)
+    assert err.startswith("vpump run: --out %s: cannot write output there: " % target)
     assert blocker.read_text() == "not a directory"
 
 
-def test_out_that_is_a_regular_file_exits_1(tmp_path):
+def test_out_that_is_a_regular_file_exits_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
     code, out, err = call("run", ADULT, "--days", "3", "--out", str(blocker))
-    assert code == 1
+    assert code == 2
     assert out == ""
     assert err.startswith("vpump run: --out %s: is a file, not a folder" % blocker)
     assert blocker.read_text() == "keep me"
