@@ -3,6 +3,7 @@
     Exception
      +-- SimError                 anything the sim package raises on purpose
           +-- ScenarioError       a scenario file is missing, not TOML, or not a valid scenario
+          +-- CampaignError       a bad campaign spec, or a campaign that cannot go on
 
 Catch SimError to report any of them without a traceback (the CLI exits with status 2 for a
 ScenarioError: it is the user's input).  New kinds (a run that cannot proceed, a bad link
@@ -31,3 +32,12 @@ class ScenarioError(SimError):
         self.value = value
         self.allowed = allowed
         self.line = line
+
+
+class CampaignError(SimError):
+    """A bad campaign spec (sim/campaign/spec.py), or a campaign that cannot go on (an output
+    folder that cannot be written, a Dask scheduler that cannot be reached).
+
+    A spec's message has the same shape as a scenario's: file, [table], key, value given and
+    what is allowed: ``fleet.toml: [vary] motor_noise_pct = 80: must be a number ... 0 to 50``.
+    """

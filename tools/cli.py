@@ -76,6 +76,8 @@ def build_parser():
     flash_command.add_parser(commands)
     from tools import report as report_command
     report_command.add_parser(commands)
+    from tools import campaign_cmd
+    campaign_cmd.add_parser(commands)
 
     scenarios = commands.add_parser(
         "scenarios", help="list the scenario library",
@@ -294,6 +296,11 @@ def _cmd_report(args, stdout, stderr):
     return report.run(args, stdout, stderr)
 
 
+def _cmd_campaign(args, stdout, stderr):
+    from tools import campaign_cmd
+    return campaign_cmd.run(args, stdout, stderr)
+
+
 def _cmd_diagram(args, stdout, stderr):
     from tools import diagram
     argv = []
@@ -323,7 +330,8 @@ def main(argv=None, stdout=None, stderr=None):
         return exc.code if isinstance(exc.code, int) else 2
     handlers = {"run": _cmd_run, "scenarios": _cmd_scenarios, "diagram": _cmd_diagram,
                 "serve": _cmd_serve,
-                "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report}
+                "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
+                "campaign": _cmd_campaign}
     try:
         return handlers[args.command](args, stdout, stderr)
     except (SimError, UsageError) as exc:
