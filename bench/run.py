@@ -315,6 +315,35 @@ def fig_year_speedup(quick):
              % (days, strokes, reps, best))
 
 
+@figure("monitor_overhead")
+def fig_monitor_overhead(quick):
+    # The invariant monitor's cost: the year run of year_speedup with the monitor (the default)
+    # and with --no-check, interleaved; value = speed with / speed without.
+    import tempfile
+    from sim import scenario
+    from sim.runner import run_scenario
+
+    config = scenario.load(scenario.find("adult-sci-continuous"))
+    days = 60 if quick else 365
+    reps = 2 if quick else 3
+    with tempfile.TemporaryDirectory(prefix="vpump-bench-") as out_dir:
+        def one(check):
+            summary = run_scenario(config, days=days, out_dir=out_dir, check=check)
+            if check and summary["violations"]:
+                raise RuntimeError("monitor bench: violations %r" % summary["violations"][:3])
+            return summary["strokes"]
+        best = best_of_interleaved({"with": lambda: one(True), "without": lambda: one(False)},
+                                   reps)
+    (with_rate, strokes), (without_rate, _) = best["with"], best["without"]
+    seconds_with = strokes / with_rate
+    return result(
+        round(with_rate / without_rate, 3), "x", goal=0.7, better="higher",
+        note="year_speedup with the invariant monitor over without (--no-check): `vpump run "
+             "adult-sci-continuous --days %d` in-process with outputs, best of %d interleaved; "
+             "with the monitor %.3f s wall = %.3g x real time (goal >= 1e7), without %.3f s"
+             % (days, reps, seconds_with, days * 86400.0 / seconds_with, strokes / without_rate))
+
+
 def _sci_with_models():
     # The SCI scenario with every physical model on (the patient model always runs).
     from sim import scenario

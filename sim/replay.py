@@ -600,15 +600,18 @@ class Replay:
             return None
 
     def _advance(self, target):
+        # A target in the past (a programmer session over a [link] took time beyond the next
+        # action's moment) leaves time where it is: virtual time never goes back.
         if self.powered and self.drifting_clock is not None:
             # target is true time, the scheduler's deadlines the pump's: run what falls due by
             # the pump's reading at target (sleeps land on the first true ms that reaches each
             # deadline, never before), then bring true time exactly to target.
             self.pump.sched.run_until(self.drifting_clock.pump_ms_at(target))
-            self.drifting_clock.advance_to(target)
+            if target > self.drifting_clock.true_ms:
+                self.drifting_clock.advance_to(target)
         elif self.powered:
             self.pump.sched.run_until(target)
-        else:
+        elif target > self.board.clock.true_ms:
             self.board.clock.advance_to(target)     # in reset: time passes, nothing runs
 
     def start(self):

@@ -59,7 +59,13 @@ class Run(Replay):
     sample_ms = SAMPLE_MS       # _sample(): six 10-min patient steps, then a timeseries row
 
     def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None,
-                 board=None):
+                 board=None, check=True):
+        # check: run the invariant monitor (sim/monitor.py); its violations go to the sink as
+        # "violation" records and to the summary.
+        self.monitor = None
+        if check:
+            from sim.monitor import Monitor
+            self.monitor = Monitor(self, on_violation=self._on_violation)
         self.sink = sink
         self.sample = sample
         self.progress = progress
@@ -85,6 +91,8 @@ class Run(Replay):
             self.sample_ms = 0
         else:
             self._bin_strokes(self.board.motor)
+            if self.monitor is not None:
+                self.monitor.install_motor_hook(self.board.motor)
         if config.get("link"):
             # [link]: clinician actions (and maybe patient presses) as programmer sessions over
             # a byte link in virtual time (sim/telemetry_link.py), instead of direct calls.
@@ -98,6 +106,8 @@ class Run(Replay):
             self.sink(record)
 
     def _on_pump_event(self, seq, t_ms, code, args):
+        if self.monitor is not None:
+            self.monitor.log(seq, t_ms, code, args)
         record = decode(seq, t_ms, code, args)
         name = record["event"]
         if name == "alarm_raised":
@@ -141,12 +151,27 @@ class Run(Replay):
         halted_by_stop = not p.therapy_on or p.program is None
         self._programmed_rate = 0 if halted_by_stop else p.current_basal_ug_per_day
 
-    _on_booted = _track_programmed
-    _after_action = _track_programmed
+    def _on_booted(self):
+        self._track_programmed()
+        if self.monitor is not None:
+            self.monitor.booted()
+
+    def _after_action(self):
+        self._track_programmed()
+        if self.monitor is not None:
+            self.monitor.check()
+
+    def _on_violation(self, violation):
+        record = {"t_ms": violation["t_ms"], "time": iso_ms(violation["t_ms"]), "src": "monitor",
+                  "event": "violation", "kind": "violation", "req": violation["req"],
+                  "message": violation["message"]}
+        self._emit(record)
 
     # -- the programmer's link ([link], sim/telemetry_link.py) ------------------------------
 
     def _perform(self, action):
+        if self.monitor is not None:
+            self.monitor.check()        # what the scheduled events since the last check left
         link = self.programmer_link
         if link is not None and self.powered and link.takes(action):
             return link.perform(action)
@@ -234,6 +259,8 @@ class Run(Replay):
     def _sample(self):
         # Every hour: the patient's six 10-min steps, then a timeseries row.
         now = self.board.clock.true_ms
+        if self.monitor is not None:
+            self.monitor.check()
         self._step_patient(now)
         p = self.pump
         b = self.board
@@ -312,6 +339,8 @@ class Run(Replay):
         wall_start = time.perf_counter()
         self._sim_event("start", scenario=self.config["name"], days=self.days, seed=self.seed)
         Replay.run(self)
+        if self.monitor is not None:
+            self.monitor.finish()
         wall_s = time.perf_counter() - wall_start
         self._sim_event("end")
         return self.summary(wall_s)
@@ -358,6 +387,11 @@ class Run(Replay):
             "battery_remaining_pct": round(100.0 * status["battery_remaining_nah"] / self.model["battery_capacity_nah"], 2),
             "battery": self._battery_summary(),
             "clock_offset_s": round(self._clock_offset_ms() / 1000.0, 3),
+            # The invariant monitor's findings (sim/monitor.py): [{"req", "t_ms", "message"}],
+            # at most MAX_RECORDS_PER_REQ per requirement; None when the run was not checked.
+            "violations": list(self.monitor.violations) if self.monitor is not None else None,
+            "violation_counts": dict(sorted(self.monitor.counts.items()))
+            if self.monitor is not None else None,
             "wall_seconds": round(wall_s, 3),
             "speedup": round(sim_s / wall_s) if wall_s > 0 else None,
         }
@@ -393,9 +427,11 @@ class OutputFiles:
         return False
 
 
-def run_scenario(config, days=None, seed=None, out_dir=None, progress=None):
-    """Run a validated scenario; write outputs to out_dir if given.  Returns the summary."""
+def run_scenario(config, days=None, seed=None, out_dir=None, progress=None, check=True):
+    """Run a validated scenario; write outputs to out_dir if given.  Returns the summary.
+    check: the invariant monitor on (the default) or off."""
     if out_dir is None:
-        return Run(config, days, seed, progress=progress).run()
+        return Run(config, days, seed, progress=progress, check=check).run()
     with OutputFiles(out_dir) as files:
-        return Run(config, days, seed, sink=files.event, sample=files.row, progress=progress).run()
+        return Run(config, days, seed, sink=files.event, sample=files.row, progress=progress,
+                   check=check).run()

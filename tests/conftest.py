@@ -37,6 +37,9 @@ def _private_state_folder(tmp_path_factory, monkeypatch):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "no_health_check: skip the thread / pty-descriptor leak check for this test")
+    config.addinivalue_line(
+        "markers", "req(*ids): the safety requirements (SR-nn, docs/safety.md) this test proves; "
+                   "docs/traceability.md is generated from these marks")
 
 
 def _pty_fds():

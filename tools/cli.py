@@ -54,7 +54,10 @@ def build_parser():
         description="Run SCENARIO headless in virtual time, as fast as possible.  Prints a "
                     "summary (delivered vs programmed dose, refills, alarms, final state, speed) "
                     "and writes DIR/events.jsonl and DIR/timeseries.csv.  The same scenario and "
-                    "seed give byte-identical events.jsonl.")
+                    "seed give byte-identical events.jsonl.  The invariant monitor checks the "
+                    "safety requirements (docs/safety.md) after every event: each violation is "
+                    "a \"violation\" record in events.jsonl and a line in the summary, and the "
+                    "exit status is 3.")
     run.add_argument("scenario", metavar="SCENARIO",
                      help="a scenario file, or the name of one in scenarios/ "
                           "(e.g. adult-sci-continuous)")
@@ -67,6 +70,8 @@ def build_parser():
                       help="output folder (default: out/ and the scenario file's name without .toml)")
     opts.add_argument("--json", action="store_true", help="print the summary as JSON")
     opts.add_argument("--quiet", action="store_true", help="no progress bar")
+    opts.add_argument("--no-check", dest="check", action="store_false",
+                      help="turn the invariant monitor off (faster; no violations reported)")
 
     from tools import serve as serve_command
     serve_command.add_parser(commands)
@@ -155,6 +160,8 @@ def _format_battery(battery):
 
 
 def _format_summary(summary, out_dir):
+    from sim.events import iso_ms
+
     def ug(value):
         return "{:,} ug".format(value)
 
@@ -199,6 +206,18 @@ def _format_summary(summary, out_dir):
     if summary.get("clock_offset_s"):
         lines.insert(-1, "  clock      pump clock %+.3f s from true time at the end (crystal drift "
                          "or set_clock)" % summary["clock_offset_s"])
+    violations = summary.get("violations")
+    if violations is None:
+        lines.append("  safety     not checked (--no-check)")
+    elif not violations:
+        lines.append("  safety     no violations: every safety requirement held after every event")
+    else:
+        counts = summary.get("violation_counts") or {}
+        lines.append("  safety     %d VIOLATIONS (%s)" % (
+            sum(counts.values()), ", ".join("%s x%d" % kv for kv in sorted(counts.items()))))
+        for v in violations:
+            lines.append("    %s at %s: %s" % (v["req"], iso_ms(v["t_ms"])[:19].replace("T", " "),
+                                            v["message"]))
     if out_dir:
         lines.append("  output     %s, %s" % (os.path.join(out_dir, "events.jsonl"),
                                               os.path.join(out_dir, "timeseries.csv")))
@@ -224,7 +243,7 @@ def _cmd_run(args, stdout, stderr):
                          % (out_dir, exc.strerror or exc)) from None
     try:
         summary = run_scenario(config, days=args.days, seed=args.seed, out_dir=out_dir,
-                               progress=progress)
+                               progress=progress, check=args.check)
     except OSError as exc:
         progress.finish()
         stderr.write("vpump run: cannot write output to %s: %s\n" % (out_dir, exc.strerror or exc))
@@ -238,7 +257,8 @@ def _cmd_run(args, stdout, stderr):
         stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
         stdout.write(_format_summary(summary, out_dir) + "\n")
-    return 0
+    # 3: the run finished, and the monitor found a safety requirement broken.
+    return 3 if summary.get("violations") else 0
 
 
 def _cmd_scenarios(args, stdout, stderr):
