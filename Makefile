@@ -18,7 +18,7 @@ NODE_STAMP := node_modules/.vpump-npm-ci
 .PHONY: help install venv demo test bench diagram clean
 
 help:
-	@echo "make install   create $(VENV) and install vpump with its test, bench, board, report and campaign extras"
+	@echo "make install   create $(VENV) and install vpump with its test, bench, board, report, campaign and capture extras"
 	@echo "make demo      run the adult SCI continuous scenario for 180 days into out/demo, and its report"
 	@echo "make test      run the test suites"
 	@echo "make bench     run the benchmarks: bench/results.json and a table"
@@ -29,7 +29,7 @@ $(PY):
 	$(PYTHON3) -m venv $(VENV)
 
 $(STAMP): pyproject.toml Makefile | $(PY)
-	$(PIP) install -q -e '.[test,bench,board,report,campaign]'
+	$(PIP) install -q -e '.[test,bench,board,report,campaign,capture]'
 	@touch $@
 
 install venv: $(STAMP)

@@ -25,6 +25,9 @@ board entry imports reaches this module and tools/flash.py leaves it out of the 
 protocol/keygen.py.  It sits next to the protocol it speaks, below sim/ and tools/, which both use
 it (the headless runs' [link] sessions in sim/telemetry_link.py; `vpump prog`; the benchmarks).
 Its links are hal's (hal/serial_link.py for a URL, or any object with read/write/wait).
+
+capture: None, or an object given every byte written (.outbound(data)) and read (.inbound(data)):
+sim/capture.py's Capture for `vpump prog --capture FILE`.  The caller closes it.
 """
 
 import hmac
@@ -122,7 +125,7 @@ class Programmer:
     _closed = True
 
     def __init__(self, url_or_link, role="clinician", key=None, timeout_s=1.0, retries=3,
-                 spy=None, clock=time.monotonic, random_bytes=os.urandom):
+                 spy=None, clock=time.monotonic, random_bytes=os.urandom, capture=None):
         if role not in ROLES:
             raise ProgrammerError("role %r unknown; allowed: %s" % (role, ", ".join(ROLES)))
         if not timeout_s > 0:
@@ -136,6 +139,7 @@ class Programmer:
         self.timeout_s = timeout_s
         self.retries = retries
         self.spy = spy
+        self.capture = capture
         # clock() in seconds times the waits for answers; random_bytes(n) draws session nonces.
         # A simulation passes its virtual clock and a seeded generator (sim/telemetry_link.py):
         # the same run, the same frames, and no real waiting.
@@ -480,13 +484,18 @@ class Programmer:
         except LinkError as exc:
             self._link_failed = True
             raise LinkFailure("the link failed while sending: %s" % exc) from None
+        if self.capture is not None:
+            self.capture.outbound(data)
 
     def _read(self):
         try:
-            return self.link.read(4096)
+            data = self.link.read(4096)
         except LinkError as exc:
             self._link_failed = True
             raise LinkFailure("the link failed while receiving: %s" % exc) from None
+        if self.capture is not None:
+            self.capture.inbound(data)      # b"" too: a quiet link ends a run of garbage
+        return data
 
     def _wait(self, timeout_s):
         wait = getattr(self.link, "wait", None)

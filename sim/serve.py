@@ -9,7 +9,8 @@ is fresh from implant: 20 mL of 2000 ug/mL baclofen, no program, waiting for a p
 With board= (hal/serial_io.py SerialIOBoard: `vpump serve --io URL`) the firmware drives the
 motor, battery and annunciator of a bench board instead of simulated ones.  With noise= (`vpump
 serve --noise`) the served link drops, corrupts or delays what crosses it, seeded, and every
-such action is a link_fault record in the events.
+such action is a link_fault record in the events.  With capture= (sim/capture.py Capture:
+`vpump serve --capture FILE`) every frame at the pump's end of the link goes into a pcapng file.
 
 Serve(config, link, keys, speed, seed).run() blocks until stop() (thread-safe, also from a signal
 handler); on the way out the pump's state is committed and the link closed.
@@ -54,7 +55,7 @@ class _ServedNoise(Manipulator):
 
 class Serve:
     def __init__(self, config=None, link=None, keys=None, speed=1.0, seed=None, sink=None,
-                 monotonic=time.monotonic, board=None, noise=None, noise_seed=0):
+                 monotonic=time.monotonic, board=None, noise=None, noise_seed=0, capture=None):
         if speed <= 0:
             raise ValueError("speed %r: must be > 0 (1 is real time)" % (speed,))
         if config is None:
@@ -71,6 +72,14 @@ class Serve:
             for side, name in ((SEND, "from_pump"), (RECEIVE, "to_pump")):
                 if direction in ("both", name):
                     add_noise(link, noise, side)
+        self.capture = capture
+        if capture is not None:
+            # sim/capture.py, at the pump's end: what it receives after the link's noise, what
+            # it sends before it; the pump's own clock in each packet's comment.
+            from sim.capture import CaptureLink
+            link = CaptureLink(link, capture)
+            if capture.pump_clock is None:
+                capture.pump_clock = lambda: self.pump.wall_ms()
         self.link = link
         self.keys = keys
         self.speed = speed
@@ -150,5 +159,9 @@ class Serve:
         pump = self.pump
         pump._dirty = True
         pump._commit()
-        if self.link is not None:
-            self.link.close()
+        try:
+            if self.link is not None:
+                self.link.close()
+        finally:
+            if self.capture is not None:
+                self.capture.close()

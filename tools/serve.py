@@ -57,6 +57,11 @@ def add_parser(commands):
                             "corrupt_bits, delay_ms, delay_pct, direction (both, to_pump, "
                             "from_pump) and seed, e.g. drop_pct=5,corrupt_pct=2,seed=7 "
                             "(percentages per chunk read or written; docs/programmer.md)")
+    serve.add_argument("--capture", metavar="FILE",
+                       help="write every frame in both directions to FILE as pcapng (link "
+                            "type 147, link time, the pump's clock in each packet's comment) "
+                            "for Wireshark: `vpump wireshark --install` adds the dissector "
+                            "(docs/captures.md)")
     serve.add_argument("--io", metavar="URL",
                        help="drive the motor, battery and annunciator of a bench board over "
                             "this serial link (/dev/ttyACM0, /dev/pts/N from `python -m "
@@ -248,9 +253,18 @@ def run(args, stdout, stderr):
         if args.baud:
             from sim.links import RateLimited
             link = RateLimited(link, args.baud / 10.0)
+        capture = None
+        if args.capture:
+            from sim.capture import Capture, CaptureError
+            try:
+                capture = Capture(args.capture, "pump", interface="vpump serve %s" % link.url,
+                                  baud=getattr(link, "baud", None))
+            except CaptureError as exc:
+                raise ServeError(str(exc)) from None
+            opened.append(capture)
         keys, key_path, made = _keys_for(args)
         serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
-                      board=board, noise=noise, noise_seed=noise_seed or 0)
+                      board=board, noise=noise, noise_seed=noise_seed or 0, capture=capture)
     except BaseException:
         for thing in reversed(opened):
             try:
@@ -294,6 +308,8 @@ def run(args, stdout, stderr):
                     done[action] = done.get(action, 0) + counts[action]
             stdout.write("noise: %d chunks dropped, %d corrupted, %d delayed\n"
                          % (done["dropped"], done["corrupted"], done["delayed"]))
+        if capture is not None:
+            stdout.write("capture: %d packets in %s\n" % (capture.packets, capture.path))
     finally:
         if files is not None:
             files.close()

@@ -1,6 +1,7 @@
 """`vpump prog`: the handheld programmer on the command line (protocol/client.py underneath).
 
     vpump prog URL COMMAND [ARGS] [--role clinician|patient] [--key-file F] [--json] [--spy]
+                    [--capture FILE]
     vpump prog URL                  an interactive programmer shell
 
 URL is what `vpump serve` printed on its `link:` line (a pty path, socket://HOST:PORT) or any
@@ -46,6 +47,9 @@ def _add_common(parser, suppress):
                        help="machine-readable output: one JSON object per command")
     group.add_argument("--spy", action="store_true", default=default(False),
                        help="print every frame sent and received, decoded, on stderr")
+    group.add_argument("--capture", metavar="FILE", default=default(None),
+                       help="write every frame sent and received to FILE as pcapng, for "
+                            "Wireshark (docs/captures.md)")
     group.add_argument("--timeout", type=_timeout, default=default(1.0), metavar="S",
                        help="seconds to wait for each answer before resending (default 1; "
                             "3 resends, then a link failure)")
@@ -93,8 +97,11 @@ def run(args, stdout, stderr, stdin=None):
     try:
         prepare(action, args)
         session = Session(args, stderr)
-        with session.open() as prog:
-            result = run_action(prog, action, args)
+        try:
+            with session.open() as prog:
+                result = run_action(prog, action, args)
+        finally:
+            session.close()
     except (ProgrammerError, ProgUsage, SimError) as exc:
         if args.json:
             stdout.write(json.dumps(error_json(action.name, exc)) + "\n")

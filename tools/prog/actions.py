@@ -448,11 +448,30 @@ class Session:
             from protocol.client import load_key_file
             self.key = load_key_file(args.key_file, args.role)
 
+        self.capture = None
+
     def open(self):
         from protocol.client import Programmer
         spy = self._spy if self.args.spy else None
-        return Programmer(self.args.url, role=self.args.role, key=self.key,
-                          timeout_s=self.args.timeout, spy=spy)
+        if getattr(self.args, "capture", None):
+            from sim.capture import Capture
+            self.capture = Capture(self.args.capture, "programmer",
+                                   interface="vpump prog %s" % self.args.url)
+        try:
+            return Programmer(self.args.url, role=self.args.role, key=self.key,
+                              timeout_s=self.args.timeout, spy=spy, capture=self.capture)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Close the capture file (after the programmer: its SESSION_CLOSE is captured too)."""
+        if self.capture is not None:
+            self.capture.close()
+            self.stderr.write("capture: %d packets in %s\n"
+                              % (self.capture.packets, self.capture.path))
+            self.stderr.flush()
+            self.capture = None
 
     def _spy(self, direction, text):
         self.stderr.write("spy %s %s\n" % (direction, text))

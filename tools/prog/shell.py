@@ -199,9 +199,16 @@ def run_shell(args, stdout, stderr, stdin):
     try:
         session = Session(args, stderr)
         prog = session.open()
-    except ProgrammerError as exc:
+    except (ProgrammerError, SimError) as exc:
         stderr.write("vpump prog: %s\n" % exc)
         return exit_status(exc)
+    try:
+        return _shell_loop(prog, args, stdout, stderr, stdin, interactive)
+    finally:
+        session.close()
+
+
+def _shell_loop(prog, args, stdout, stderr, stdin, interactive):
     readline = _readline_setup(interactive)
     with prog:
         try:
