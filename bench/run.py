@@ -640,6 +640,109 @@ def fig_mp_bundle_bytes(quick):
                      ", ".join("%s %d" % (e["path"], e["bytes"]) for e in largest)))
 
 
+# --- campaigns (bench/campaigns.py: the real sim/campaign executors) -------------------------
+
+def _campaign_workload(quick):
+    # (seeds, days): runs of the SCI scenario with every model on, a few random stalls.
+    return (4, 60) if quick else (8, 365)
+
+
+@figure("campaign_patient_years_per_s")
+def fig_campaign_patient_years_per_s(quick):
+    import campaigns
+    seeds, days = _campaign_workload(quick)
+    reps = 1 if quick else 2
+    with campaigns.temp_folder() as folder:
+        variants = campaigns.variants_of(campaigns.models_spec(folder, _BENCH_MODELS, seeds, days))
+        best = min(campaigns.run_pool(variants, 2) for _ in range(reps))
+    years = seeds * days / 365.0
+    return result(
+        round(years / best, 3), "patient-years/s", better="higher",
+        note="`vpump campaign`'s local pool, 2 worker processes (spawn, start included), %d runs "
+             "of %d days of adult-sci-continuous with every [models] key on (as "
+             "year_speedup_with_models), the patient model, random motor stalls (2/year) and the "
+             "invariant monitor where the runner has one; %.2f patient-years in %.2f s, best of "
+             "%d; the machine's 2 cores are shared, so this is noisy" % (
+                 seeds, days, years, best, reps))
+
+
+@figure("campaign_scaling_2_vs_1")
+def fig_campaign_scaling(quick):
+    import campaigns
+    seeds, days = _campaign_workload(quick)
+    reps = 1 if quick else 2
+    one, two = [], []
+    with campaigns.temp_folder() as folder:
+        variants = campaigns.variants_of(campaigns.models_spec(folder, _BENCH_MODELS, seeds, days))
+        for _ in range(reps):      # interleaved: machine noise hits both alike
+            one.append(campaigns.run_pool(variants, 1))
+            two.append(campaigns.run_pool(variants, 2))
+    return result(
+        round(min(one) / min(two), 3), "x", goal=1.8, better="higher",
+        note="wall time of the same campaign (%d runs of %d days, every model on) on a 1-process "
+             "pool over a 2-process pool, best of %d interleaved: %.2f s vs %.2f s; %d CPUs "
+             "here, shared with other work while measured" % (
+                 seeds, days, reps, min(one), min(two), os.cpu_count() or 0))
+
+
+@figure("campaign_dask_vs_pool")
+def fig_campaign_dask_vs_pool(quick):
+    import campaigns
+    seeds, days = _campaign_workload(quick)
+    reps = 1 if quick else 2
+    pool, dask = [], []
+    with campaigns.temp_folder() as folder:
+        variants = campaigns.variants_of(campaigns.models_spec(folder, _BENCH_MODELS, seeds, days))
+        cluster, client = campaigns.local_cluster(2)
+        try:
+            campaigns.run_dask(variants[:2], client)        # workers import the project once
+            for _ in range(reps):
+                pool.append(campaigns.run_pool(variants, 2))
+                dask.append(campaigns.run_dask(variants, client))
+        finally:
+            client.close()
+            cluster.close()
+    return result(
+        round(min(pool) / min(dask), 3), "x", goal=0.9, better="higher",
+        note="throughput of a running 2-worker Dask LocalCluster (1 thread each; client.submit, "
+             "as_completed) over the 2-process pool (started per campaign, as `vpump campaign` "
+             "does), same %d runs of %d days, best of %d interleaved: pool %.2f s, Dask %.2f s"
+             % (seeds, days, reps, min(pool), min(dask)))
+
+
+@figure("fleet_year_violations")
+def fig_fleet_year_violations(quick):
+    import inspect
+    import campaigns
+    from sim.runner import Run
+    spec = os.path.join(ROOT, "campaigns", "fleet-year.toml")
+    if "check" not in inspect.signature(Run.__init__).parameters:
+        return result(None, "violations", goal=0, better="lower",
+                      note="the invariant monitor is not in sim.runner yet: nothing to count")
+    with campaigns.temp_folder() as folder:
+        if quick:
+            with open(spec, encoding="utf-8") as f:
+                text = f.read()
+            text = text.replace("seeds = 91", "seeds = 1").replace("days = 365", "days = 60")
+            spec = os.path.join(folder, "fleet-year-quick.toml")
+            with open(spec, "w", encoding="utf-8") as f:
+                f.write(text)
+            out_dir = os.path.join(folder, "out")
+        else:
+            # Finished runs are kept there: a rerun on the same code reuses them.
+            out_dir = os.path.join(ROOT, "out", "bench", "fleet-year")
+        agg, elapsed = campaigns.fleet_year(spec, out_dir, 2)
+    by_req = ", ".join("%s x%d" % (req, e["count"]) for req, e in agg["violations"].items())
+    return result(
+        agg["violations_total"], "violations", goal=0, better="lower",
+        note="%s%s: %d runs, %.1f patient-years, %d crashed; %s; %s" % (
+            "campaigns/fleet-year.toml" if not quick else "fleet-year subset (1 seed, 60 days)",
+            " on 2 local workers", agg["runs"], agg["patient_years"], agg["crashes"]["count"],
+            "by requirement: " + by_req if by_req else "none found",
+            "campaign wall %.0f s" % agg["wall_seconds"] if agg.get("wall_seconds") is not None
+            else "runs reused from %s" % out_dir))
+
+
 # --- results file and table ------------------------------------------------------------------
 
 

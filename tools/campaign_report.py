@@ -70,7 +70,11 @@ def figures(agg, run_rows, fault_rows):
             ax.boxplot(data, whis=(5, 95), showfliers=True)
             ax.set_xticks(range(1, len(labels) + 1))
             ax.set_xticklabels(labels, fontsize=8)
-            ax.set_ylabel(unit)
+            # Log above a small linear band: minutes and months, tens and thousands of ug.
+            ax.set_yscale("symlog", linthresh=0.1 if unit == "hours" else 1.0)
+            top = max([v for vs in data for v in vs if v == v] or [1.0])
+            ax.set_ylim(0, max(1.0, top * 3))
+            ax.set_ylabel(unit + " (log scale)")
             ax.set_title("%s, per fault kind (whiskers 5-95 %%)" % title)
             out.append(("%s per fault kind" % title, _png(fig, plt)))
     hours = [r["withdrawal_risk_hours"] for r in run_rows

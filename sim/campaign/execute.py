@@ -85,7 +85,8 @@ def _execute_dask(variants, on_result, address, workers, log):
                                silence_logs=logging.ERROR)
         client = Client(cluster)
         if log is not None:
-            log("dask LocalCluster: %d workers; dashboard %s" % (workers, client.dashboard_link))
+            log("dask LocalCluster: %d worker%s; dashboard %s" % (
+                workers, "" if workers == 1 else "s", client.dashboard_link))
     else:
         try:
             client = Client(address, timeout="10s")

@@ -227,7 +227,7 @@ def check(raw, source="<campaign>"):
     days = c.int(T, t, "days", 1, scenario_module.MAX_DAYS, 0) or None
     clinic = t.get("clinic_visit_after_hours", 24)
     c.number(T, "clinic_visit_after_hours", clinic, 0, MAX_CLINIC_HOURS, False,
-             " (a clinician clears alarms this long after each fault ends; 0: never)")
+             " (a clinic visit this long after each fault ends; 0: never)")
     bases = _bases(c, t, source)
 
     vary = raw.get("vary", {})
@@ -465,9 +465,33 @@ def _variant(spec, base, index, point_no, seed_no, chosen):
     return variant
 
 
+_CODE = {}
+
+
+def code_version():
+    """A hash of the code a run executes (firmware, hal, protocol, sim): a result from other
+    code is not the same run, so a rerun after a change runs it again."""
+    if "hash" not in _CODE:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        h = hashlib.sha256()
+        for package in ("firmware", "hal", "protocol", "sim"):
+            for folder, dirs, files in sorted(os.walk(os.path.join(root, package))):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.endswith(".py"):
+                        path = os.path.join(folder, name)
+                        h.update(os.path.relpath(path, root).encode("utf-8"))
+                        with open(path, "rb") as f:
+                            h.update(f.read())
+        _CODE["hash"] = h.hexdigest()[:16]
+    return _CODE["hash"]
+
+
 def fingerprint(variant):
-    """A short hash of everything that decides a variant's run (resume checks it)."""
+    """A short hash of everything that decides a variant's run (resume checks it): the
+    scenario document, seed, patient, clinic visits and the code version."""
     keep = {k: variant[k] for k in ("base", "seed", "days", "patient", "raw", "clinic_hours")}
+    keep["code"] = code_version()
     text = json.dumps(keep, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -127,9 +127,11 @@ class _Collector:
 
 
 def clinic_visits(raw, config, clinic_hours):
-    """raw with a clear_alarm timeline entry clinic_hours after each fault occurrence ends
-    (after its start if it lasts to the end of the run): the patient hears the alarm and a
-    clinician interrogates the pump.  The fault times come from the replay's own plan."""
+    """raw with a clinic visit clinic_hours after each fault occurrence ends (after its start if
+    it lasts to the end of the run): the patient hears the alarm and a clinician interrogates
+    the pump, clears its alarms, programs the therapy that should be in force (confirmed: after
+    a memory fault the pump has lost it) and starts it, unless the scenario had stopped it.
+    The fault times come from the replay's own plan."""
     if not clinic_hours or not config.get("faults"):
         return raw
     days = config["days"]
@@ -148,19 +150,76 @@ def clinic_visits(raw, config, clinic_hours):
     raw = copy.deepcopy(raw)
     start_wall = config["start_wall_ms"]
     first_day = start_wall // MS_PER_DAY
+    own = _timeline_moments(raw, start_wall)
     timeline = list(raw.get("timeline") or [])
     for t in sorted(moments):
         wall = start_wall + t
         minute = -(-(wall % MS_PER_DAY) // 60000)       # up to the next whole minute
         day = wall // MS_PER_DAY - first_day
-        if minute >= 1440:
-            day, minute = day + 1, 0
-        if day > days:
-            continue
-        timeline.append({"day": day, "time": "%02d:%02d" % divmod(minute, 60),
-                         "action": "clear_alarm"})
+        if day * 1440 + minute + 2 > days * 1440 + (start_wall % MS_PER_DAY) // 60000:
+            continue        # the visit's three steps would not fit before the end
+        program = _therapy_at(raw, own, t)
+        steps = [{"action": "clear_alarm"}]
+        if program is not None:
+            steps += [program, {"action": "start"}]
+        for k, step in enumerate(steps):
+            d, m = divmod(day * 1440 + minute + k, 1440)
+            entry = {"day": d, "time": "%02d:%02d" % divmod(m, 60)}
+            entry.update(step)
+            timeline.append(entry)
     raw["timeline"] = timeline
     return raw
+
+
+def _minutes_of(value):
+    # A timeline time as minutes after midnight: "HH:MM" or a TOML local time.
+    if value is None:
+        value = scenario_module.DEFAULT_TIMELINE_TIME
+    if isinstance(value, str):
+        hh, mm = value.split(":")
+        return int(hh) * 60 + int(mm)
+    return value.hour * 60 + value.minute
+
+
+def _timeline_moments(raw, start_wall):
+    # [(t_ms since the start, file index, entry)] of the scenario's own timeline, sorted as
+    # the replay sorts it (stable by time).
+    out = []
+    for i, entry in enumerate(raw.get("timeline") or []):
+        t = entry["day"] * MS_PER_DAY + _minutes_of(entry.get("time")) * 60000 \
+            - start_wall % MS_PER_DAY
+        out.append((t, i, entry))
+    out.sort(key=lambda item: (item[0], item[1]))
+    return out
+
+
+def _therapy_at(raw, own, t):
+    # The program a clinician would re-enter at t: the scenario's [therapy], then its
+    # timeline's programs; None when no program is in force or the scenario stopped therapy.
+    therapy = raw["therapy"]
+    program = None
+    if therapy.get("mode") == "continuous":
+        program = {"action": "program", "basal_ug_per_day": therapy["basal_ug_per_day"]}
+    elif therapy.get("mode") == "flex":
+        program = {"action": "program_flex", "flex": therapy["flex"]}
+    stopped = False
+    for when, _i, entry in own:
+        if when > t:
+            break
+        action = entry["action"]
+        if action == "program":
+            program = {"action": "program", "basal_ug_per_day": entry["basal_ug_per_day"]}
+        elif action == "program_flex":
+            program = {"action": "program_flex", "flex": entry["flex"]}
+        elif action == "stop":
+            stopped = True
+        elif action == "start":
+            stopped = False
+    if program is None or stopped:
+        return None
+    program = copy.deepcopy(program)
+    program["confirm"] = True
+    return program
 
 
 def scenario_of(variant):

@@ -165,7 +165,7 @@ def test_rerun_runs_only_missing_variants(pooled, tiny, tmp_path):
 @pytest.mark.timeout(180)
 def test_ctrl_c_keeps_finished_runs_and_the_rerun_continues(tmp_path):
     spec = tmp_path / "longer.toml"
-    spec.write_text(TINY.replace("seeds = 2", "seeds = 12").replace("days = 3", "days = 20"))
+    spec.write_text(TINY.replace("seeds = 2", "seeds = 6").replace("days = 3", "days = 10"))
     out = tmp_path / "out"
     proc = subprocess.Popen([VPUMP, "campaign", str(spec), "--workers", "1", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -185,11 +185,11 @@ def test_ctrl_c_keeps_finished_runs_and_the_rerun_continues(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted:" in err and "run the same command to continue" in err
     finished = sorted(n for n in os.listdir(runs) if n.endswith(".json"))
-    assert 2 <= len(finished) < 48
+    assert 2 <= len(finished) < 24
     code, text, _err = call("campaign", spec, "--workers", 2, "--out", out)
     assert code in (0, 3)
     assert "%d already in" % len(finished) in text
-    assert len(read_table(os.path.join(out, "results.parquet"))) == 48
+    assert len(read_table(os.path.join(out, "results.parquet"))) == 24
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -299,3 +299,14 @@ def test_real_dask_cluster_gives_the_pool_rows(pooled, tiny, tmp_path):
                 p.wait()
         for log in logs:
             log.close()
+
+
+@pytest.mark.no_health_check
+@pytest.mark.timeout(180)
+def test_dask_local_cluster_prints_its_dashboard_and_gives_the_pool_rows(pooled, tiny, tmp_path):
+    _code, _text, out2 = pooled
+    code, text, err = call("campaign", tiny, "--dask", "local", "--workers", 1, "--out", tmp_path)
+    assert code in (0, 3), err
+    assert "dask LocalCluster: 1 worker; dashboard http://127.0.0.1:" in text
+    rows = read_table(os.path.join(tmp_path, "results.parquet"))
+    assert comparable(rows) == comparable(read_table(os.path.join(out2, "results.parquet")))
