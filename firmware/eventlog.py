@@ -30,6 +30,7 @@ AUTH = const(17)
 COMMIT_FAILED = const(18)
 STORAGE_CORRUPT = const(19)
 OUTAGE = const(20)
+SESSION_END = const(21)
 
 # code -> (name, names of the args).  Arg values that index a list are decoded by the host
 # (states, triggers, alarms: see firmware/table.py and firmware/alarms.py).
@@ -51,7 +52,9 @@ EVENTS = {
                                               "max_per_24h")),
     ALARM_VOLUME_SET: ("alarm_volume_set", ("low_reservoir_alarm_ul",)),
     FLEX_STEP: ("flex_step", ("ug_per_day",)),
-    AUTH: ("auth", ("role", "result")),
+    # count: for a failed proof or a patient's session, how many since the last clinician
+    # login (firmware/telemetry.py logs the 1st, 2nd, 4th, 8th ...: floods stay a few entries).
+    AUTH: ("auth", ("role", "result", "count")),
     COMMIT_FAILED: ("commit_failed", ()),
     # At boot, decayed non-volatile memory (firmware/persist.py): snapshot slots and log records
     # found damaged, the seq of the snapshot restored (0: none) and the highest seq a damaged
@@ -63,6 +66,7 @@ EVENTS = {
     # off (a brown-out) for at least off_s, and at least missed_nl of the committed flow was
     # not given.  Therapy resumes as programmed; missed drug is never made up.
     OUTAGE: ("outage", ("off_s", "missed_nl")),
+    SESSION_END: ("session_end", ("role", "cause", "count")),
 }
 
 # Names of small enumerations carried in args.
@@ -70,8 +74,11 @@ MODES = ("continuous", "flex")
 BOLUS_KINDS = ("clinician", "patient", "bridge")
 ROLES = ("", "clinician", "patient")
 # AUTH's "result" (firmware/telemetry.py): a failed proof, a session opened, authentication
-# locked after too many failures.
+# locked after too many failures (firmware before the security review; no longer logged).
 AUTH_RESULTS = ("failed", "ok", "locked_out")
+# SESSION_END's "cause": SESSION_CLOSE, 10 min without a valid request, another party
+# authenticated.
+END_CAUSES = ("closed", "idle", "replaced")
 # What a refused request asked for (REFUSED's "request" arg).
 REQUESTS = ("program", "start", "stop", "clinician_bolus", "patient_bolus", "refill",
             "clear_alarm", "set_patient_bolus", "set_low_reservoir_alarm", "set_limits",

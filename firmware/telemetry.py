@@ -6,12 +6,27 @@
 # without the pump running the command twice (no double bolus).
 #
 # Runs on the board as it is (MicroPython): integer pump time from the scheduler, no threads.
+#
+# Security (docs/threat-model.md): an OPEN only adds a challenge (up to _PENDING, the oldest
+# dropped): the session running goes on until a party authenticates, and only then is it
+# replaced (logged).  A wrong proof costs its challenge and nothing else: no lockout, because
+# with 128-bit proofs a lockout protects nothing and locks the clinician out.  The radio's
+# session charge is paid for authenticated sessions only.  What anyone can repeat at will
+# (wrong proofs, a patient's sessions) is logged coalesced: the 1st, 2nd, 4th, ... since the
+# last clinician login, each with its count, so floods never push therapy history out.
+# Nonces come from os.urandom, with the boot count and a per-boot count in them, so even a
+# deterministic source (nonce=, an insecure test option) never repeats one across restarts.
 
 try:
     from micropython import const
 except ImportError:
     def const(x):
         return x
+
+try:
+    from os import urandom
+except ImportError:     # a port without one: the board's hal Rng (hal/machine.py: urandom=)
+    urandom = None
 
 from firmware import alarms, eventlog, limits
 from protocol import commands as C
@@ -21,13 +36,19 @@ from protocol.errors import ProtocolError
 FIRMWARE_VERSION = "0.1.0"
 
 SESSION_IDLE_MS = const(600000)         # a session ends after 10 min without a valid request
-MAX_AUTH_FAILURES = const(5)            # then authentication locks ...
-AUTH_LOCKOUT_MS = const(600000)         # ... for 10 min of pump time
+_PENDING = const(4)                     # challenges open at once (OPEN ... AUTH)
 
-# AUTH log entry "ok" argument.
+# AUTH log entry "result" argument.
 AUTH_FAILED = const(0)
 AUTH_OK = const(1)
-AUTH_LOCKED = const(2)
+# SESSION_END log entry "cause" argument.
+END_CLOSED = const(0)
+END_IDLE = const(1)
+END_REPLACED = const(2)
+# Coalesced security events (Telemetry.counts).
+_FAILED = const(0)
+_PATIENT_OK = const(1)
+_PATIENT_END = const(2)
 
 _READ_CHUNK = const(256)
 _MODES = {"continuous": 1, "flex": 2}
@@ -37,7 +58,9 @@ class Telemetry:
     # keys: {"clinician": 32 bytes, "patient": 32 bytes, "serial": str (optional)}.
     # link_ms: the link's clock in ms (what its bytes arrive by: the wall clock behind a paced
     # `vpump serve`); default the pump's clock, which is the link's on a board.
-    def __init__(self, pump, link, keys, serial=None, link_ms=None):
+    # nonce: n -> n bytes for challenges; default os.urandom.  Anything else (a seeded source
+    # for reproducible runs) is the insecure test option of docs/threat-model.md.
+    def __init__(self, pump, link, keys, serial=None, link_ms=None, nonce=None):
         self.pump = pump
         self.link = link
         self._keys = {session.ROLE_CLINICIAN: keys["clinician"],
@@ -47,12 +70,13 @@ class Telemetry:
         gap_ms, char_us = frame.link_timing(baud) if baud else (frame.SOCKET_GAP_MS, 0)
         self._decoder = frame.Decoder(frame.MAX_PAYLOAD, gap_ms, char_us)
         self._link_ms = link_ms or pump.now_ms
-        self._rng = pump.board.rng
+        self._nonce = nonce or urandom or pump.board.rng.random_bytes
         self.frames = 0
-        self.auth_failures = 0
-        self.auth_locked_until_ms = 0
-        self._pending = None        # (role, cn, pn, session_id) between OPEN and AUTH
-        self._end_session()
+        self.opened = 0
+        self.counts = [0, 0, 0]
+        self._pending = []          # [(session_id, role, cn, pn)] between OPEN and AUTH
+        self._key = None
+        self._end(0)
 
     # -- link ---------------------------------------------------------------------------
 
@@ -60,6 +84,8 @@ class Telemetry:
         # Handles every complete frame the link has; returns how many.  Never blocks.
         handled = 0
         now = self._link_ms()
+        if self._key is not None and self.pump.now_ms() - self._last_valid_ms > SESSION_IDLE_MS:
+            self._end(END_IDLE)
         data = self.link.read(_READ_CHUNK)
         if not data:
             self._decoder.idle(now)
@@ -118,7 +144,11 @@ class Telemetry:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def _end_session(self):
+    def _end(self, cause):
+        # Ends the session, logged with its cause (a patient's coalesced).
+        if self._key is not None:
+            self._log(_PATIENT_END if self._role == session.ROLE_PATIENT else -1,
+                      eventlog.SESSION_END, self._role, cause)
         self._role = 0
         self._key = None
         self._counter = 0
@@ -126,62 +156,78 @@ class Telemetry:
         self._last_response = None
         self._last_valid_ms = 0
 
-    def _locked(self, now):
-        if self.auth_locked_until_ms and now >= self.auth_locked_until_ms:
-            self.auth_locked_until_ms = 0
-            self.auth_failures = 0
-        return self.auth_locked_until_ms != 0
+    def _log(self, kind, code, role, arg):
+        # kind -1: always logged (the clinician's own sessions).  Otherwise counted, and logged
+        # at the 1st, 2nd, 4th, 8th ... since the last clinician login, with the count.
+        n = 1
+        if kind >= 0:
+            n = self.counts[kind] + 1
+            self.counts[kind] = n
+            if n & (n - 1):
+                return
+        self.pump.log.log(code, role, arg, n)
+
+    def _busy(self, role):
+        # A patient's remote may not cut into a clinician's programming session.
+        now = self.pump.now_ms()
+        if role == session.ROLE_PATIENT and self._role == session.ROLE_CLINICIAN and \
+                now - self._last_valid_ms <= SESSION_IDLE_MS:
+            return C.encode_nak(reasons.BUSY, None, 0, 0,
+                                self._last_valid_ms + SESSION_IDLE_MS - now)
+        return None
 
     def _open(self, request):
-        now = self.pump.now_ms()
         role = request["role"]
         if role not in self._keys:
             return C.encode_nak(reasons.OUT_OF_RANGE, "role", role, 1, 2)
-        if self._locked(now):
-            return C.encode_nak(reasons.AUTH_LOCKED_OUT, None, 0, 0,
-                                self.auth_locked_until_ms - now)
-        if role == session.ROLE_PATIENT and self._role == session.ROLE_CLINICIAN and \
-                now - self._last_valid_ms <= SESSION_IDLE_MS:
-            # A patient's remote may not cut into a clinician's programming session.
-            return C.encode_nak(reasons.BUSY, None, 0, 0,
-                                self._last_valid_ms + SESSION_IDLE_MS - now)
-        self._end_session()         # opening a session ends the one before
-        pn = self._rng.random_bytes(16)
-        sid = int.from_bytes(self._rng.random_bytes(4), "big")
-        self._pending = (role, bytes(request["cn"]), pn, sid)
-        self.pump.telemetry_session()
+        busy = self._busy(role)
+        if busy:
+            return busy
+        # 8 random bytes, the boot count and the sessions opened in this boot: unique even
+        # from a deterministic source, and a recorded session never fits after a restart.
+        pn = bytes(self._nonce(8)) + (self.pump.boot_count & 0xFFFFFFFF).to_bytes(4, "big") + \
+            (self.opened & 0xFFFFFFFF).to_bytes(4, "big")
+        self.opened += 1
+        sid = int.from_bytes(bytes(self._nonce(4)), "big")
+        pending = self._pending
+        if len(pending) >= _PENDING:
+            pending.pop(0)
+        pending.append((sid, role, bytes(request["cn"]), pn))
         return C.encode_ack(C.SESSION_OPEN, {"pn": pn, "session_id": sid})
 
     def _authenticate(self, request):
-        now = self.pump.now_ms()
-        if self._locked(now):
-            return C.encode_nak(reasons.AUTH_LOCKED_OUT, None, 0, 0,
-                                self.auth_locked_until_ms - now)
-        pending = self._pending
-        self._pending = None        # one proof per challenge: a wrong guess needs a new open
-        if pending is None or pending[3] != request["session_id"]:
+        for pending in self._pending:
+            if pending[0] == request["session_id"]:
+                break
+        else:
+            # Someone else's challenges stay: a wrong session id spoils nothing.
             return C.encode_nak(reasons.NOT_AUTHENTICATED, None)
-        role, cn, pn, sid = pending
+        self._pending.remove(pending)   # one proof per challenge: a guess needs a new open
+        sid, role, cn, pn = pending
         key = self._keys[role]
         if not session.compare(session.client_proof(key, pn, cn, role), request["proof"]):
-            self.auth_failures += 1
-            self.pump.log.log(eventlog.AUTH, role, AUTH_FAILED)
-            if self.auth_failures >= MAX_AUTH_FAILURES:
-                self.auth_locked_until_ms = now + AUTH_LOCKOUT_MS
-                self.pump.log.log(eventlog.AUTH, role, AUTH_LOCKED)
+            self._log(_FAILED, eventlog.AUTH, role, AUTH_FAILED)
             return C.encode_nak(reasons.BAD_MAC, None)
-        self.auth_failures = 0
+        busy = self._busy(role)
+        if busy:
+            return busy
+        self._end(END_REPLACED)     # only now: the new party has proved its key
         self._role = role
         self._key = session.HmacKey(session.session_key(key, pn, cn, role))
-        self._last_valid_ms = now
-        self.pump.log.log(eventlog.AUTH, role, AUTH_OK)
+        self._last_valid_ms = self.pump.now_ms()
+        if role == session.ROLE_CLINICIAN:
+            self.counts = [0, 0, 0]
+            self._log(-1, eventlog.AUTH, role, AUTH_OK)
+        else:
+            self._log(_PATIENT_OK, eventlog.AUTH, role, AUTH_OK)
+        self.pump.telemetry_session()   # the radio's session charge: authenticated ones only
         return C.encode_ack(C.SESSION_AUTH, {"proof": session.pump_proof(key, cn, pn, role)})
 
     def _authenticated(self, seq, cmd, payload):
         now = self.pump.now_ms()
         key = self._key
         if key is not None and now - self._last_valid_ms > SESSION_IDLE_MS:
-            self._end_session()
+            self._end(END_IDLE)
             key = None
         if key is None:
             return self._plain(seq, cmd, C.encode_nak(reasons.NOT_AUTHENTICATED, None))
@@ -212,7 +258,7 @@ class Telemetry:
         self._last_request = (seq, cmd, bytes(payload))
         self._last_response = out
         if cmd == C.SESSION_CLOSE:
-            self._end_session()
+            self._end(END_CLOSED)
         return out
 
     # -- commands -----------------------------------------------------------------------

@@ -30,6 +30,8 @@ def _decode_arg(event, name, value):
         return eventlog.MODES[value] if 0 <= value < len(eventlog.MODES) else value
     if name == "role":
         return eventlog.ROLES[value] if 0 < value < len(eventlog.ROLES) else value
+    if name == "cause" and event == "session_end":
+        return eventlog.END_CAUSES[value] if 0 <= value < len(eventlog.END_CAUSES) else value
     if name == "result" and event == "auth":
         return eventlog.AUTH_RESULTS[value] if 0 <= value < len(eventlog.AUTH_RESULTS) else value
     if name in ("restored", "confirmed", "bridge", "completed"):

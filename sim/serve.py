@@ -61,7 +61,7 @@ class Serve:
         if config is None:
             config = fresh_pump_config(int(time.time() * 1000))
         if seed is None:
-            # Session nonces come from the board's rng: unpredictable unless a seed is asked for.
+            # The simulation's randomness (session nonces come from os.urandom regardless).
             seed = int.from_bytes(os.urandom(4), "big")
         self.noise = None
         if noise is not None:

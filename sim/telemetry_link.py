@@ -385,7 +385,8 @@ class _SimTelemetry(Telemetry):
     def __init__(self, pump, link, keys, owner):
         self._owner = owner
         self.ran = []
-        Telemetry.__init__(self, pump, link, keys)
+        # Seeded nonces (the insecure test option): a headless run is deterministic.
+        Telemetry.__init__(self, pump, link, keys, nonce=pump.board.rng.random_bytes)
 
     def handle(self, item):
         cached = self._last_response

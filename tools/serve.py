@@ -46,8 +46,8 @@ def add_parser(commands):
                             "$XDG_STATE_HOME/vpump (default ~/.local/state/vpump); the "
                             "'keys:' line says where")
     serve.add_argument("--seed", type=_seed, metavar="N",
-                       help="seed the pump's random numbers (session nonces become "
-                            "predictable: for reproducible tests only)")
+                       help="seed the simulation's random numbers (0 to 4294967295); session "
+                            "nonces still come from os.urandom (docs/threat-model.md)")
     serve.add_argument("--baud", type=_baud, metavar="N",
                        help="emulate a UART of N baud (8N1: N/10 bytes/s) on what the pump "
                             "sends (300 to 4000000; default: as fast as the link)")
