@@ -9,8 +9,11 @@
 Every command is one method; each returns the response fields as a dict (firmware units: ug,
 ug/day, nL, ms, wall-clock ms since 1970 UTC).  A refusal raises Refused (the NAK's reason,
 field, value and allowed range); a link that fails or a pump that stops answering raises
-LinkFailure, as does a response whose MAC does not verify.  protocol/client_errors.py draws the
-tree.
+LinkFailure, as does a response whose MAC does not verify.  For a command that changes the pump
+(everything but interrogate, read_log, read_limits and the session commands) a lost answer is
+OutcomeUnknown, never a failure: the pump may have done it.  resend() sends that very frame again
+and returns the pump's answer (from its cache if it had done it: not done twice).
+protocol/client_errors.py draws the tree.
 
 Reliability: SEQ counts 0..255 and wraps; the session counter grows with every NEW request.  When
 no response comes within timeout_s, the programmer resends the very same frame bytes (same SEQ,
@@ -40,7 +43,8 @@ from protocol import frame, reasons, session
 from protocol.errors import ProtocolError
 from protocol.fields import field_name
 from protocol.keys import parse_keys
-from protocol.client_errors import KeyFileError, LinkFailure, ProgrammerError, Refused
+from protocol.client_errors import (KeyFileError, LinkFailure, OutcomeUnknown, ProgrammerError,
+                                    Refused)
 
 ROLES = {"clinician": session.ROLE_CLINICIAN, "patient": session.ROLE_PATIENT}
 
@@ -51,6 +55,8 @@ _LOG_PAGE = 32
 _MAX_LOG_PAGES = 100000
 _POLL_S = 0.05
 _NAK_LEN = C.NAK_SIZE      # reason u8, field u8, value, lo, hi i64 (docs/protocol.md)
+# Commands after which a lost answer leaves nothing unknown: they change nothing.
+_READ_ONLY = (C.INTERROGATE, C.READ_LOG, C.READ_LIMITS, C.SESSION_CLOSE)
 
 
 def load_key_file(path, role="clinician"):
@@ -165,6 +171,7 @@ class Programmer:
         self.identity = None
         self.retried = 0            # frames resent, over this programmer's life (for tests, UIs)
         self._link_failed = False   # the last exchange got no answer: close() does not wait again
+        self._unknown = None        # (cmd, seq, counter, frame) of an OutcomeUnknown request
         self._closed = False
 
     # -------------------------------------------------------------------- life cycle
@@ -374,8 +381,44 @@ class Programmer:
         if self.spy is not None:
             self._spy("tx", "%s seq=%d counter=%d %s" % (_command_name(cmd), seq, counter,
                                                          _describe_fields(fields)))
-        version, answer = self._exchange(seq, cmd, frame.encode(seq, cmd, payload),
-                                         self.retries if retries is None else retries)
+        data = frame.encode(seq, cmd, payload)
+        self._unknown = None
+        try:
+            return self._answer(cmd, key, seq, counter, data,
+                                self.retries if retries is None else retries)
+        except LinkFailure as exc:
+            if cmd in _READ_ONLY or isinstance(exc, OutcomeUnknown):
+                raise
+            # Sent, and no usable answer: the pump may have done it.  Never "failed".
+            self._unknown = (cmd, seq, counter, data)
+            raise OutcomeUnknown(_command_name(cmd), str(exc)) from None
+
+    def resend(self):
+        """Resend the request whose outcome is unknown (the last OutcomeUnknown): the very same
+        frame, same SEQ and counter.  A pump that did it answers from its memory of the
+        session's last request without doing it again; one that never got it does it now.
+        Returns the response fields (or raises Refused / OutcomeUnknown again)."""
+        self._check_open()
+        if self._unknown is None:
+            raise ProgrammerError("nothing to resend: no request is waiting for its outcome")
+        if self._session_key is None:
+            raise ProgrammerError("cannot resend: the session ended, so the pump no longer "
+                                  "remembers the request; check with `status` and `log`")
+        cmd, seq, counter, data = self._unknown
+        self._unknown = None
+        try:
+            return self._answer(cmd, self._session_key, seq, counter, data, self.retries)
+        except LinkFailure as exc:
+            self._unknown = (cmd, seq, counter, data)
+            raise OutcomeUnknown(_command_name(cmd), str(exc)) from None
+
+    @property
+    def outcome_unknown(self):
+        """The name of the command whose outcome is unknown, or None."""
+        return _command_name(self._unknown[0]) if self._unknown else None
+
+    def _answer(self, cmd, key, seq, counter, data, retries):
+        version, answer = self._exchange(seq, cmd, data, retries)
         resp_cmd = (cmd | frame.RESPONSE) & 0xFF
         parts = session.unwrap(answer)
         if parts is not None:

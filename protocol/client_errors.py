@@ -8,8 +8,11 @@ its own faults; these are the client's, a separate tree kept out of the board's 
           |                      (a bolus over the hard limit, a patient asking for a clinician
           |                      command, a wrong key: bad_mac, auth_locked_out)
           +-- LinkFailure        no usable answer: the port cannot be opened, nothing answers
-          |                      after every retry, the pump failed to prove it holds the key
-          |                      (an impostor), a response failed its MAC
+          |    |                 after every retry, the pump failed to prove it holds the key
+          |    |                 (an impostor), a response failed its MAC
+          |    +-- OutcomeUnknown  a command that changes the pump was sent and no usable
+          |                      answer came: the pump may or may not have done it (never
+          |                      "failed"); Programmer.resend() finds out without doing it twice
           +-- KeyFileError       the key file is missing, not JSON, or lacks the role's key
 
 Remote errors are data on the wire (a NAK frame with a reason code); Refused carries them as
@@ -62,6 +65,23 @@ class Refused(ProgrammerError):
 
 class LinkFailure(ProgrammerError):
     """The link failed or the pump did not answer usably (after every retry)."""
+
+
+class OutcomeUnknown(LinkFailure):
+    """A command that changes the pump was sent, and no usable answer came back: the pump may
+    have done it (the answer was lost) or not (the request was).  It is never reported as
+    failed.  Programmer.resend() sends the very same frame again: a pump that did it answers
+    from its memory of the session's last request without doing it twice; one that never got
+    it does it now.  command: the command's name; cause: why no answer was usable."""
+
+    def __init__(self, command, cause):
+        self.command = command
+        self.cause = cause
+        super().__init__(
+            "outcome unknown: %s was sent but no answer came back (%s). The pump may or may not "
+            "have done it. Do not simply repeat it as a new request: resend the same request "
+            "(the shell's `resend`), which the pump answers from memory without doing it twice "
+            "if it already did it, or check with `status` and `log` first" % (command, cause))
 
 
 class KeyFileError(ProgrammerError):

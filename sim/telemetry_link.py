@@ -32,7 +32,7 @@ from firmware.telemetry import Telemetry
 from protocol import commands as C
 from protocol import frame, reasons
 from protocol.client import Programmer
-from protocol.client_errors import LinkFailure, Refused
+from protocol.client_errors import LinkFailure, OutcomeUnknown, Refused
 from sim.links import SEND, LoopPair, Manipulator, RateLimited, add_noise
 
 TO_PUMP = "to_pump"
@@ -333,7 +333,10 @@ class ProgrammerLink:
             # The command was sent: the pump may or may not have run it (pump_ran tells).
             outcome = None
             record["outcome"] = "link_failure"
-            record["clinician_sees"] = "%s: link failure: %s" % (kind, exc)
+            # A command sent and not answered is "outcome unknown" (OutcomeUnknown), never
+            # "failed": the handheld cannot know, and here the pump did run it.
+            record["clinician_sees"] = "%s: %s" % (kind, exc) if isinstance(exc, OutcomeUnknown) \
+                else "%s: link failure: %s" % (kind, exc)
         except _NoSession:
             pass
         finally:

@@ -171,7 +171,10 @@ def test_answers_lost_after_the_command_ran_are_a_link_failure_the_pump_did_run_
     link.perform(PROGRAM_450)
     session = sims(events, "programmer_session")[-1]
     assert session["outcome"] == "link_failure"
+    # Finding 5: the clinician was told it failed, and the pump did it.  Now: outcome unknown.
+    assert session["clinician_sees"].startswith("program: outcome unknown: PROGRAM_CONTINUOUS")
     assert "PROGRAM_CONTINUOUS after 4 tries" in session["clinician_sees"]
+    assert "fail" not in session["clinician_sees"].replace("failed", "")
     assert session["pump_ran"] == ["PROGRAM_CONTINUOUS"]
     assert len(sims(events, "pump_cached_answer")) == 3
     assert sims(events, "programmer_gave_up")[0]["tries"] == 4

@@ -5,7 +5,7 @@ shell's status line.  Exit statuses too: 1 for a link failure, 2 for a refusal o
 
 import time
 
-from protocol.client_errors import KeyFileError, LinkFailure, Refused
+from protocol.client_errors import KeyFileError, LinkFailure, OutcomeUnknown, Refused
 from tools.prog.actions import ACTIONS, MS_PER_MIN, NL_PER_ML
 
 
@@ -199,6 +199,8 @@ def error_line(action_name, exc, role):
 def error_json(action_name, exc):
     if isinstance(exc, Refused):
         kind = "refused"
+    elif isinstance(exc, OutcomeUnknown):
+        kind = "outcome_unknown"
     elif isinstance(exc, LinkFailure):
         kind = "link_failure"
     elif isinstance(exc, KeyFileError):

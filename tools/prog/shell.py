@@ -66,7 +66,7 @@ class Shell(cmd.Cmd):
     # Completions end with a space, as a finished word does (readline adds none itself).
 
     def completenames(self, text, *ignored):
-        names = ACTION_NAMES + ["help", "quit", "exit"]
+        names = ACTION_NAMES + ["resend", "help", "quit", "exit"]
         return [n + " " for n in names if n.startswith(text)]
 
     def completedefault(self, text, line, begidx, endidx):
@@ -93,7 +93,29 @@ class Shell(cmd.Cmd):
         self.stdout.write("commands (help COMMAND for its options):\n")
         for action in ACTIONS:
             self.stdout.write("  %-*s  %s\n" % (width, action.name, action.help))
+        self.stdout.write("  %-*s  %s\n" % (width, "resend", "after \"outcome unknown\": send "
+                                                           "that same request again (never done twice)"))
         self.stdout.write("  %-*s  %s\n" % (width, "quit", "leave (also exit, or Ctrl-D)"))
+        return False
+
+    def do_resend(self, arg):
+        """resend: after "outcome unknown", send that very request again; the pump answers from
+        its memory if it already did it (it is not done twice), or does it now."""
+        name = self.prog.outcome_unknown or "resend"
+        try:
+            result = self.prog.resend()
+        except ProgrammerError as exc:
+            self.failures += 1
+            if self.args.json:
+                self.stdout.write(json.dumps(error_json(name, exc)) + "\n")
+            self._error(error_line(name, exc, self.args.role))
+            return False
+        if self.args.json:
+            self.stdout.write(json.dumps({"command": name, "ok": True,
+                                          "result": jsonable(result)}) + "\n")
+        else:
+            self.stdout.write("%s: the pump's answer: %s\n" % (name, json.dumps(jsonable(result))))
+        self._status_line()
         return False
 
     def do_quit(self, arg):
