@@ -180,7 +180,7 @@ class PrimaryCell(SimBattery):
 
 
 def build(board, models, model, seed):
-    # The cell a scenario's [models] describes (sim/scenario.py: integer units), put into the
+    # The cell a scenario's [models] describes (sim/scenario/models.py: integer units), put into the
     # board in place of its SimBattery: the board's battery and the motor's both point at it.
     nominal = model["battery_capacity_nah"]
     capacity = draw_capacity_nah(nominal, models.get("battery_capacity_error_ppm") or 0,

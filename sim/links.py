@@ -457,8 +457,9 @@ class _Rule:
 
 
 def add_noise(manipulator, noise, direction):
-    """Rules for a link_noise fault (sim/scenario.py units: drop_ppm, corrupt_ppm, corrupt_bits,
-    delay_ms, delay_ppm; probabilities per chunk) on one direction of a Manipulator."""
+    """Rules for a link_noise fault (sim/scenario/faults.py units: drop_ppm, corrupt_ppm,
+    corrupt_bits, delay_ms, delay_ppm; probabilities per chunk) on one direction of a
+    Manipulator."""
     if noise.get("drop_ppm"):
         manipulator.drop(direction, probability=noise["drop_ppm"] / 1e6)
     if noise.get("corrupt_ppm"):

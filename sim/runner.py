@@ -1,6 +1,6 @@
 """Headless runs: the real firmware on the simulated board, in virtual time.
 
-A run takes a validated scenario (sim/scenario.py), builds a SimBoard and a Pump, sets the pump
+A run takes a validated scenario (sim/scenario/), builds a SimBoard and a Pump, sets the pump
 up the way a clinician would at implant (clock, limits, fill, alarm volume, program, patient
 bolus), then replays the scenario's timeline, periodic refills and the patient's button presses
 while the firmware's scheduler jumps from deadline to deadline.  Every firmware log entry and

@@ -46,7 +46,7 @@ CLINICIAN_ACTIONS = ("program", "program_flex", "clinician_bolus", "refill", "st
                      "set_patient_bolus")
 PATIENT_ACTIONS = ("patient_bolus",)
 
-# Defaults of the [link] table (sim/scenario.py validates it; docs/scenarios.md).
+# Defaults of the [link] table (sim/scenario/link.py validates it; docs/scenarios.md).
 DEFAULTS = {"clinician": "direct", "patient": "direct", "baud": 9600, "timeout_ms": 1000,
             "retries": 3, "connect_attempts": 3}
 
