@@ -91,6 +91,17 @@ def build_parser():
                     "file documents its story at its top.")
     scenarios.add_argument("--json", action="store_true", help="print the list as JSON")
 
+    schema = commands.add_parser(
+        "schema", help="print the scenario format as a JSON Schema",
+        description="Print the JSON Schema (draft 2020-12) of scenario files, generated from "
+                    "the validator's own field specs (sim/scenario/).  The repository ships it "
+                    "as scenarios/scenario.schema.json, which editors with TOML schema support "
+                    "(Taplo, Even Better TOML) use to complete and check scenarios as they are "
+                    "typed: docs/scenarios.md.")
+    schema.add_argument("--check", metavar="FILE", nargs="?", const="",
+                        help="only check that FILE (default: the shipped "
+                             "scenarios/scenario.schema.json) is current (exit 1 if stale)")
+
     diagram = commands.add_parser(
         "diagram", help="regenerate docs/state-machine.md from the state table",
         description="Regenerate docs/state-machine.md (mermaid) from firmware/table.py through "
@@ -321,6 +332,25 @@ def _cmd_campaign(args, stdout, stderr):
     return campaign_cmd.run(args, stdout, stderr)
 
 
+def _cmd_schema(args, stdout, stderr):
+    from sim.scenario import repo_root, schema
+    text = schema.text()
+    if args.check is None:
+        stdout.write(text)
+        return 0
+    path = args.check or os.path.join(repo_root(), "scenarios", schema.SCHEMA_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            current = f.read()
+    except OSError as exc:
+        raise UsageError("%s: cannot read: %s" % (path, exc.strerror or exc)) from None
+    if current != text:
+        stderr.write("%s is stale: run `vpump schema > %s`\n" % (path, path))
+        return 1
+    stderr.write("%s is current\n" % path)
+    return 0
+
+
 def _cmd_diagram(args, stdout, stderr):
     from tools import diagram
     argv = []
@@ -349,6 +379,7 @@ def main(argv=None, stdout=None, stderr=None):
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     handlers = {"run": _cmd_run, "scenarios": _cmd_scenarios, "diagram": _cmd_diagram,
+                "schema": _cmd_schema,
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
                 "campaign": _cmd_campaign}

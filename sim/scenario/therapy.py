@@ -59,8 +59,9 @@ MODE_KEYS = {
 }
 MODE_NEEDS = {"stopped": (), "continuous": ("basal_ug_per_day",), "flex": ("flex",)}
 
-LIMITS_FIELDS = dict((key, Int(1, MAX_UG, doc="the drug library's %s for this pump "
-                               "(firmware/limits.py)" % key)) for key in fw_limits.LIMIT_KEYS)
+LIMITS_FIELDS = dict((key, Int(1, MAX_UG, default=None, doc="the drug library's %s for this "
+                               "pump (firmware/limits.py)" % key))
+                     for key in fw_limits.LIMIT_KEYS)
 
 LOCKOUT_NOTE = " (PCA practice: 15 min to 24 h, never 0; docs/clinical.md)"
 PATIENT_BOLUS_FIELDS = {
