@@ -14,9 +14,16 @@ such action is a link_fault record in the events.  With capture= (sim/capture.py
 
 Serve(config, link, keys, speed, seed).run() blocks until stop() (thread-safe, also from a signal
 handler); on the way out the pump's state is committed and the link closed.
+
+The back-channel (`vpump serve --control`, the pytest plugin's served pump): a test reads the
+pump's state, log and events without the protocol.  Another thread put()s request lines on
+serve.requests with a reply function; the serve loop answers them between two steps, in its
+own thread, so nothing reads the pump while it runs.  control(line) says what each line does.
 """
 
+import json
 import os
+import queue
 import threading
 import time
 
@@ -55,7 +62,8 @@ class _ServedNoise(Manipulator):
 
 class Serve:
     def __init__(self, config=None, link=None, keys=None, speed=1.0, seed=None, sink=None,
-                 monotonic=time.monotonic, board=None, noise=None, noise_seed=0, capture=None):
+                 monotonic=time.monotonic, board=None, noise=None, noise_seed=0, capture=None,
+                 control=False):
         if speed <= 0:
             raise ValueError("speed %r: must be > 0 (1 is real time)" % (speed,))
         if config is None:
@@ -86,6 +94,16 @@ class Serve:
         self.frames = 0
         self._monotonic = monotonic
         self._stop = threading.Event()
+        # With the back-channel on, every record is also kept for its `events` request.
+        self.requests = queue.Queue() if control else None
+        self.events = [] if control else None
+        if control:
+            outer = sink
+
+            def sink(record):
+                self.events.append(record)
+                if outer is not None:
+                    outer(record)
         self.run_ = Run(config, days=config["days"], seed=seed, sink=sink, board=board)
         self.run_._guarded(self.run_._setup)
         self._plan = self.run_._plan()
@@ -142,6 +160,8 @@ class Serve:
                 elapsed_s = self._monotonic() - start_wall
                 target = start_virtual + int(elapsed_s * 1000 * self.speed)
                 self.step(target)
+                if self.requests is not None:
+                    self._answer_requests()
                 # In a brown-out the pump's timers are frozen: no deadline to wake for.
                 deadline = self.pump.sched.next_deadline() if self.run_.powered else None
                 timeout = MAX_WAIT_S
@@ -154,6 +174,67 @@ class Serve:
                     time.sleep(timeout)
         finally:
             self.shutdown()
+
+    # -- the back-channel -----------------------------------------------------------------
+
+    def _answer_requests(self):
+        while True:
+            try:
+                line, reply = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            reply(self.control(line))
+
+    def control(self, line):
+        """One back-channel request -> its answer (a JSON-able dict, "ok" true or false).
+
+        A line is a word or a JSON object {"cmd": WORD, ...}:
+          status           the firmware's status, what INTERROGATE would answer, virtual ms
+          log [FROM]       the pump's event log from seq FROM (default 1), decoded
+          events [FROM]    every record (pump log and simulator's) from index FROM (default 0)
+          stop             stop serving (the state is committed)
+        """
+        from sim.events import decode
+        text = line.strip()
+        request = {}
+        try:
+            if text.startswith("{"):
+                request = json.loads(text)
+                word = str(request.get("cmd", ""))
+            else:
+                parts = text.split()
+                word = parts[0] if parts else ""
+                if len(parts) > 1:
+                    request["from"] = int(parts[1])
+            start = request.get("from")
+            if start is not None and (isinstance(start, bool) or not isinstance(start, int)
+                                      or start < 0):
+                raise ValueError("from = %r: must be a whole number >= 0" % (start,))
+        except ValueError as exc:
+            return {"ok": False, "error": "%r: %s" % (text, exc)}
+        run = self.run_
+        if word == "status":
+            return {"ok": True, "now_ms": self.now_virtual_ms(), "powered": run.powered,
+                    "frames": self.frames, "status": self.pump.status(),
+                    "interrogate": self.telemetry.interrogate()}
+        if word == "log":
+            entries = []
+            seq = request.get("from") or 1
+            while True:
+                records = self.pump.persist.log_read(seq, 32)
+                if not records:
+                    break
+                entries.extend(decode(s, t, code, list(args)) for s, t, code, args in records)
+                seq = records[-1][0] + 1
+            return {"ok": True, "log": entries}
+        if word == "events":
+            start = request.get("from") or 0
+            return {"ok": True, "events": self.events[start:], "next": len(self.events)}
+        if word == "stop":
+            self.stop()
+            return {"ok": True}
+        return {"ok": False, "error": "%r: unknown request; known: status, log [FROM], "
+                                      "events [FROM], stop" % text}
 
     def shutdown(self):
         pump = self.pump

@@ -12,10 +12,17 @@ that state); a serve that fails to start removes the key file it made.
 Ctrl-C or SIGTERM stops it cleanly, with the pump's state committed.  With --io URL the
 firmware's motor, battery and annunciator are a bench board's (hal/serial_io.py), and a third
 line names it: `io: NAME at URL`.
+
+With --control, stdin is a back-channel (the pytest plugin's served pump uses it): each line
+read there (`status`, `log [FROM]`, `events [FROM]`, `stop`; sim/serve.py Serve.control) is
+answered by one JSON line on stdout, after the header lines.  The pump stops when stdin closes.
 """
 
+import json
 import os
 import signal
+import sys
+import threading
 
 from hal.errors import HalError
 from sim.errors import SimError
@@ -67,7 +74,28 @@ def add_parser(commands):
                             "this serial link (/dev/ttyACM0, /dev/pts/N from `python -m "
                             "sim.io_board`, socket://HOST:PORT; docs/bench-io.md) instead of "
                             "simulated ones")
+    serve.add_argument("--control", action="store_true",
+                       help="read back-channel requests on stdin (status, log [FROM], events "
+                            "[FROM], stop) and answer each with one JSON line on stdout; stop "
+                            "when stdin closes (for test fixtures: docs/testing-your-app.md)")
     return serve
+
+
+def _control_reader(serve, stdin, stdout):
+    # A daemon thread: lines from stdin go to the serve loop, which answers them in its own
+    # thread (nothing here touches the pump).  End of input stops the pump.
+    def reply(answer):
+        stdout.write(json.dumps(answer, separators=(",", ":"), default=str) + "\n")
+        stdout.flush()
+
+    def read():
+        for line in stdin:
+            if line.strip():
+                serve.requests.put((line, reply))
+        serve.stop()
+    thread = threading.Thread(target=read, name="serve-control", daemon=True)
+    thread.start()
+    return thread
 
 
 def _speed(text):
@@ -264,7 +292,8 @@ def run(args, stdout, stderr):
             opened.append(capture)
         keys, key_path, made = _keys_for(args)
         serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
-                      board=board, noise=noise, noise_seed=noise_seed or 0, capture=capture)
+                      board=board, noise=noise, noise_seed=noise_seed or 0, capture=capture,
+                      control=args.control)
     except BaseException:
         for thing in reversed(opened):
             try:
@@ -292,6 +321,8 @@ def run(args, stdout, stderr):
         if board is not None:
             stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
         stdout.flush()
+        if args.control:
+            _control_reader(serve, sys.stdin, stdout)
         try:
             serve.run()
         finally:
