@@ -68,7 +68,7 @@ def test_fixtures_listed_and_bad_marker_options_named(tmp_path):
 
 
 def test_in_process_pump_advances_and_logs(vpump_pump_factory):
-    from tools.programmer import Programmer
+    from protocol.client import Programmer
     vp = vpump_pump_factory(seed=2)
     prog = Programmer(vp.link, key=vp.keys["clinician"], clock=vp.clock)
     prog.program_continuous(480)
