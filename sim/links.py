@@ -2,7 +2,9 @@
 
     open_link(spec)    "pty", "loop", "socket://HOST:PORT" (listen), or a device path / pyserial URL
     PtyLink            a pseudo-terminal; the programmer opens .path (/dev/pts/N) like a serial port
-    TcpServerLink      listens; the programmer opens .url (socket://127.0.0.1:PORT)
+    TcpServerLink      listens; the programmer opens .url (socket://127.0.0.1:PORT); one client
+                       at a time, others answered `busy` at once, an idle one dropped
+                       (sim/tcp_server.py)
     LoopPair           two connected in-process ends (one process runs pump and programmer)
     RateLimited        a baud rate on the bytes a link sends, on an injectable clock
     Manipulator        fault injection: drop, corrupt, split, delay, or your own function
@@ -150,116 +152,9 @@ class PtyLink(Link):
         os.close(self._master)
 
 
-# --- TCP listener --------------------------------------------------------------------------
+# --- TCP listener: sim/tcp_server.py (one client served, others answered busy, idle dropped)
 
-def parse_socket_url(url):
-    """"socket://HOST:PORT" -> (host, port); LinkError quoting the grammar otherwise."""
-    rest = url[len("socket://"):] if url.lower().startswith("socket://") else None
-    host, _, port = (rest or "").partition("?")[0].rpartition(":")
-    if rest is None or not host or not port.isdigit() or int(port) > 65535:
-        raise LinkError("link %r: expected socket://HOST:PORT with PORT 0..65535 "
-                        "(0 picks a free one), e.g. socket://127.0.0.1:5000" % (url,))
-    return host, int(port)
-
-
-class TcpServerLink(Link):
-    """Listens on host:port and serves one programmer at a time (socket://, the client side, is
-    pyserial's).  A client that hangs up is noticed by read(), which then accepts the next one
-    waiting; while one is connected, others wait in the backlog.  port 0 picks a free port:
-    .port and .url tell which."""
-
-    def __init__(self, host="127.0.0.1", port=0, write_timeout_s=1.0):
-        self.host = host
-        self.write_timeout_s = write_timeout_s
-        self.bytes_dropped = 0
-        self.clients_accepted = 0
-        self._client = None
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((host, port))
-            listener.listen(1)
-            listener.setblocking(False)
-        except OSError as exc:
-            listener.close()
-            hint = ("pick another port, or 0 for a free one" if exc.errno == errno.EADDRINUSE
-                    else "check the host (e.g. 127.0.0.1, or 0.0.0.0 for every interface)")
-            raise LinkError("cannot listen on %s:%d: %s: %s" % (host, port, exc.strerror, hint))
-        self._listener = listener
-        self.port = listener.getsockname()[1]
-        shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        self.url = "socket://%s:%d" % (shown, self.port)
-        Link.__init__(self)
-
-    @property
-    def connected(self):
-        return self._client is not None
-
-    def _accept(self):
-        if self._client is None:
-            try:
-                client, _ = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return None
-            client.setblocking(False)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._client = client
-            self.clients_accepted += 1
-        return self._client
-
-    def _hang_up(self):
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def _read_internal(self, max_bytes):
-        for _ in range(2):  # the second round serves a client waiting behind one that left
-            client = self._accept()
-            if client is None:
-                return b""
-            try:
-                data = client.recv(max_bytes)
-            except (BlockingIOError, InterruptedError):
-                return b""
-            except OSError:
-                data = b""  # reset by the peer: same as a hang-up
-            if data:
-                return data
-            self._hang_up()
-        return b""
-
-    def _write_internal(self, data):
-        view = memoryview(data)
-        sent = 0
-        client = self._accept()
-        deadline = None
-        while client is not None and sent < len(view):
-            try:
-                sent += client.send(view[sent:])
-                continue
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
-                self._hang_up()  # broken pipe / reset: the programmer went away
-                break
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.write_timeout_s
-            if now >= deadline:
-                break
-            select.select([], [client], [], deadline - now)
-        self.bytes_dropped += len(view) - sent
-        return len(view)
-
-    def wait(self, timeout_s):
-        self._check_open()
-        watched = self._client if self._client is not None else self._listener
-        ready, _, _ = select.select([watched], [], [], max(0.0, timeout_s))
-        return bool(ready)
-
-    def _close_internal(self):
-        self._hang_up()
-        self._listener.close()
+from sim.tcp_server import TcpServerLink, parse_socket_url  # noqa: E402,F401  (re-exported)
 
 
 # --- in-process loop -----------------------------------------------------------------------
