@@ -16,6 +16,7 @@ import time
 
 from firmware.dosing import MS_PER_DAY
 from sim.events import decode, iso_ms
+from sim.linkstory import LinkStory
 from sim.patient import EDUCATIONAL_LABEL, PatientModel
 from sim.replay import Replay
 
@@ -72,6 +73,7 @@ class Run(Replay):
         self.alarm_counts = {}
         self.battery_milestones = {}    # alarm -> _battery_snapshot() when first raised
         self.refusals = {}          # "request: reason" -> {count, first, value, limit}
+        self.link_story = LinkStory()   # what a noisy telemetry link did, for the summary
         self.programmed_ng = 0
         self._programmed_rate = 0      # ug/day the program currently asks for
         self._programmed_since = 0
@@ -125,7 +127,10 @@ class Run(Replay):
             else:
                 entry["count"] += 1
         elif name == "bolus_start":
-            self.programmed_ng += record["dose_ug"] * 1000
+            # A bridge bolus is the programmed basal given with the old drug still in the
+            # tubing (therapy goes on at the program's rate meanwhile): not a dose on top.
+            if record["kind"] != "bridge":
+                self.programmed_ng += record["dose_ug"] * 1000
             if record["kind"] == "patient":
                 self.counts["patient_boluses"] += 1
         self._emit(record)
@@ -137,6 +142,7 @@ class Run(Replay):
         record = {"t_ms": self.start_wall_ms + now,
                   "time": iso_ms(self.start_wall_ms + now), "src": "sim", "event": name}
         record.update(fields)
+        self.link_story.add(record)
         self._emit(record)
 
     def _track_programmed(self):
@@ -392,6 +398,7 @@ class Run(Replay):
             "violations": list(self.monitor.violations) if self.monitor is not None else None,
             "violation_counts": dict(sorted(self.monitor.counts.items()))
             if self.monitor is not None else None,
+            "link": self.link_story.as_dict(),
             "wall_seconds": round(wall_s, 3),
             "speedup": round(sim_s / wall_s) if wall_s > 0 else None,
         }

@@ -1,8 +1,8 @@
 """vpump: the virtual implantable drug pump's command line.
 
 main(argv=None) is the whole program, so tests call it in-process.  Exit status: 0 done,
-1 runtime failure, 2 bad input (a message names the field, the value and what is allowed;
-never a traceback for a user's mistake).
+1 runtime failure, 2 bad input (one line naming the field, the value and what is allowed;
+never a usage block or a traceback for a user's mistake).
 """
 
 import argparse
@@ -34,9 +34,28 @@ def _int_in(lo, hi):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        self.print_usage(sys.stderr)
-        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        # One line, as every other mistake is reported: "vpump run: argument --days: got 0,
+        # must be ...", and where to read more.  --help still prints the usage.
+        commands = getattr(self, "commands", None)
+        if commands and "required: COMMAND" in message:
+            message = "give a COMMAND: %s" % ", ".join(commands)
+        sys.stderr.write("%s: %s (see %s --help)\n" % (self.prog, message, self.prog))
         raise SystemExit(2)
+
+
+def version_text():
+    """"vpump 0.1.0 (firmware 0.1.0, telemetry protocol 1)"."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            package = version("vpump")
+        except PackageNotFoundError:
+            package = "(not installed)"
+    except ImportError:
+        package = "(unknown)"
+    from firmware.telemetry import FIRMWARE_VERSION
+    from protocol.frame import VERSION
+    return "vpump %s (firmware %s, telemetry protocol %d)" % (package, FIRMWARE_VERSION, VERSION)
 
 
 def build_parser():
@@ -45,6 +64,8 @@ def build_parser():
         description="A virtual programmable implantable intrathecal drug pump: the real firmware "
                     "in virtual time, with simulated hardware.",
         epilog="Educational and engineering tool: not clinical advice.  See README.md.")
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print vpump's, the firmware's and the protocol's versions")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     parser.commands = commands.choices
@@ -59,16 +80,19 @@ def build_parser():
                     "a \"violation\" record in events.jsonl and a line in the summary, and the "
                     "exit status is 3.")
     run.add_argument("scenario", metavar="SCENARIO",
-                     help="a scenario file, or the name of one in scenarios/ "
-                          "(e.g. adult-sci-continuous)")
+                     help="a scenario file, the name of one in scenarios/ "
+                          "(e.g. adult-sci-continuous), or - to read one from stdin")
     opts = run.add_argument_group("run options")
     opts.add_argument("--days", type=_int_in(1, 3650), metavar="N",
                       help="simulated days (1-3650; default: the scenario's)")
     opts.add_argument("--seed", type=_int_in(0, 2 ** 32 - 1), metavar="N",
                       help="random seed (0-4294967295; default: the scenario's)")
     opts.add_argument("--out", metavar="DIR",
-                      help="output folder (default: out/ and the scenario file's name without .toml)")
-    opts.add_argument("--json", action="store_true", help="print the summary as JSON")
+                      help="output folder (default: out/ and the scenario file's name without "
+                           ".toml; out/ and the scenario's name for -)")
+    opts.add_argument("--json", action="store_true",
+                      help="print the summary as JSON; a mistake is a JSON object too, "
+                           "{\"error\": MESSAGE, \"exit_status\": 2}, on stdout")
     opts.add_argument("--quiet", action="store_true", help="no progress bar")
     opts.add_argument("--no-check", dest="check", action="store_false",
                       help="turn the invariant monitor off (faster; no violations reported)")
@@ -87,8 +111,9 @@ def build_parser():
     scenarios = commands.add_parser(
         "scenarios", help="list the scenario library",
         description="List the scenarios `vpump run NAME` knows (scenarios/, or an installed "
-                    "copy's): name, length, faults and models, and the description.  Each "
-                    "file documents its story at its top.")
+                    "copy's): name and length, then the description, the kinds of its "
+                    "[[faults]] and the keys of its [models] table, as the file spells them.  "
+                    "Each file documents its story at its top.")
     scenarios.add_argument("--json", action="store_true", help="print the list as JSON")
 
     schema = commands.add_parser(
@@ -113,30 +138,32 @@ def build_parser():
 
 
 class _Progress:
-    """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
+    """A tqdm bar over the run's simulated days on a terminal; silent when stderr is not one
+    (or with --quiet).  Called as progress(done_ms, total_ms) by the runner."""
 
     def __init__(self, stream, enabled):
         self.stream = stream
         self.enabled = enabled
-        self.last = -1
+        self.bar = None
 
     def __call__(self, done_ms, total_ms):
         if not self.enabled or total_ms <= 0:
             return
-        pct = done_ms * 100 // total_ms
-        if pct == self.last:
-            return
-        self.last = pct
-        width = 30
-        filled = width * pct // 100
-        self.stream.write("\r[%s%s] %3d%%  day %d/%d" % (
-            "#" * filled, " " * (width - filled), pct, done_ms // 86400000, total_ms // 86400000))
-        self.stream.flush()
+        if self.bar is None:
+            from tqdm import tqdm
+            # No monitor thread: the bar is updated from the run's own loop, often enough.
+            tqdm.monitor_interval = 0
+            self.bar = tqdm(total=total_ms / 86400000.0, unit="day", file=self.stream,
+                            leave=False, dynamic_ncols=True, mininterval=0.2,
+                            bar_format="{l_bar}{bar}| day {n:.0f}/{total:.0f} "
+                                       "[{elapsed}<{remaining}]")
+        self.bar.update(done_ms / 86400000.0 - self.bar.n)
 
     def finish(self):
-        if self.enabled and self.last >= 0:
-            self.stream.write("\r" + " " * 60 + "\r")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.refresh()          # the end, however fast the run was, then cleared
+            self.bar.close()
+            self.bar = None
 
 
 def _format_refusals(refusals):
@@ -214,6 +241,9 @@ def _format_summary(summary, out_dir):
         "  speed      %.3f s wall, %s x real time" % (
             summary["wall_seconds"], "{:.2e}".format(speed) if speed else "n/a"),
     ]
+    if summary.get("link"):
+        from sim.linkstory import text as link_text
+        lines.insert(-1, "  link       %s" % link_text(summary["link"]))
     if summary.get("clock_offset_s"):
         lines.insert(-1, "  clock      pump clock %+.3f s from true time at the end (crystal drift "
                          "or set_clock)" % summary["clock_offset_s"])
@@ -235,13 +265,42 @@ def _format_summary(summary, out_dir):
     return "\n".join(lines)
 
 
-def _cmd_run(args, stdout, stderr):
+def _load_stdin(stdin):
+    """`vpump run -`: the scenario's TOML from stdin, read through a temporary file so it is
+    checked exactly as a file is; its messages name it <stdin>."""
+    import shutil
+    import tempfile
+    from sim import scenario as scenario_module
+    data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8")
+    if not data.strip():
+        raise UsageError("SCENARIO -: stdin is empty; pipe a scenario's TOML in, e.g. "
+                         "vpump run - < my.toml")
+    folder = tempfile.mkdtemp(prefix="vpump-stdin-")
+    path = os.path.join(folder, "stdin.toml")
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            return scenario_module.load(path)
+        except SimError as exc:
+            exc.args = tuple(a.replace(path, "<stdin>") if isinstance(a, str) else a
+                             for a in exc.args)
+            raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cmd_run(args, stdout, stderr, stdin=None):
     from sim import scenario as scenario_module
     from sim.runner import run_scenario
 
-    path = scenario_module.find(args.scenario)
-    config = scenario_module.load(path)
-    out_dir = args.out or os.path.join("out", os.path.splitext(os.path.basename(path))[0])
+    if args.scenario == "-":
+        config = _load_stdin(stdin or sys.stdin)
+        out_dir = args.out or os.path.join("out", config["name"])
+    else:
+        path = scenario_module.find(args.scenario)
+        config = scenario_module.load(path)
+        out_dir = args.out or os.path.join("out", os.path.splitext(os.path.basename(path))[0])
     progress = _Progress(stderr, not args.quiet and hasattr(stderr, "isatty") and stderr.isatty())
     # A folder that cannot be one is the user's mistake (exit 2), found before the run starts.
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -257,7 +316,10 @@ def _cmd_run(args, stdout, stderr):
                                progress=progress, check=args.check)
     except OSError as exc:
         progress.finish()
-        stderr.write("vpump run: cannot write output to %s: %s\n" % (out_dir, exc.strerror or exc))
+        message = "vpump run: cannot write output to %s: %s" % (out_dir, exc.strerror or exc)
+        stderr.write(message + "\n")
+        if args.json:
+            _json_error(stdout, message, 1)
         return 1
     except KeyboardInterrupt:
         progress.finish()
@@ -270,6 +332,25 @@ def _cmd_run(args, stdout, stderr):
         stdout.write(_format_summary(summary, out_dir) + "\n")
     # 3: the run finished, and the monitor found a safety requirement broken.
     return 3 if summary.get("violations") else 0
+
+
+def _toml_models(path):
+    # The [models] keys as the file spells them (motor_bias_pct, clock_drift_ppm, ...), which
+    # the validated config renames to its internal units (ppm, ppb).
+    from sim.scenario import tomllib
+    try:
+        with open(path, "rb") as f:
+            models = tomllib.load(f).get("models")
+    except (OSError, ValueError):
+        return []
+    return sorted(k for k, v in models.items() if v is not False) if isinstance(models, dict) \
+        else []
+
+
+def _wrapped(label, text, width=80, indent="    "):
+    import textwrap
+    return textwrap.wrap(label + text, width=width, initial_indent=indent,
+                         subsequent_indent=indent + " " * len(label), break_on_hyphens=False)
 
 
 def _cmd_scenarios(args, stdout, stderr):
@@ -286,21 +367,25 @@ def _cmd_scenarios(args, stdout, stderr):
         else:
             entry.update(days=config["days"], description=config["description"],
                          faults=sorted(set(f["kind"] for f in config.get("faults") or ())),
-                         models=sorted(k for k, v in (config.get("models") or {}).items() if v))
+                         models=_toml_models(path))
         listing.append(entry)
     if args.json:
         stdout.write(json.dumps(listing, indent=2) + "\n")
         return 0
+    # Each scenario: its name and length, then its description, faults and [models] keys
+    # wrapped under it, every line within 80 columns.
     width = max([len(e["name"]) for e in listing] or [0])
     for e in listing:
         if "error" in e:
-            stdout.write("%-*s  INVALID: %s\n" % (width, e["name"], e["error"]))
+            stdout.write("%s  INVALID:\n%s\n" % (e["name"], "\n".join(_wrapped("", e["error"]))))
             continue
-        extra = ""
+        stdout.write("%-*s  %5d days\n" % (width, e["name"], e["days"]))
+        lines = _wrapped("", e["description"])
         if e["faults"]:
-            extra += "  faults: %s" % ", ".join(e["faults"])
-        stdout.write("%-*s  %5d days  %s%s\n" % (width, e["name"], e["days"],
-                                                  e["description"], extra))
+            lines += _wrapped("faults: ", ", ".join(e["faults"]))
+        if e["models"]:
+            lines += _wrapped("models: ", ", ".join(e["models"]))
+        stdout.write("\n".join(lines) + "\n")
     if not listing:
         stdout.write("no scenarios found (looked in %s)\n"
                      % (", ".join(scenario.scenario_dirs()) or "scenarios/"))
@@ -363,34 +448,87 @@ def _cmd_diagram(args, stdout, stderr):
         return diagram.main(argv)
 
 
-def main(argv=None, stdout=None, stderr=None):
+class _Tee:
+    # stderr that also keeps what was written (argparse's one-line error, for --json).
+    def __init__(self, stream):
+        self.stream = stream
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def text(self):
+        return "".join(self.parts)
+
+
+def _stdout_to_devnull(stdout):
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _wants_json(argv):
+    # `vpump run ... --json`: its mistakes are JSON on stdout too, even those argparse finds.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return "run" in argv and "--json" in argv[argv.index("run"):]
+
+
+def _json_error(stdout, message, status=2):
+    stdout.write(json.dumps({"error": message, "exit_status": status}) + "\n")
+
+
+def main(argv=None, stdout=None, stderr=None, stdin=None):
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
+    err = stderr
+    if _wants_json(argv):
+        err = _Tee(stderr)
     try:
         # argparse writes usage, errors and --help to sys.stdout / sys.stderr: send them to
         # this call's streams instead.
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
             args, extra = parser.parse_known_args(argv)
             if extra:
-                # Reported by the subcommand, with its usage, not the top-level one's.
+                # Reported by the subcommand, not the top-level one.
                 parser.commands[args.command].error(
                     "unrecognized arguments: %s" % " ".join(extra))
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+        code = exc.code if isinstance(exc.code, int) else 2
+        if err is not stderr and code:
+            _json_error(stdout, err.text().strip(), code)
+        return code
     handlers = {"run": _cmd_run, "scenarios": _cmd_scenarios, "diagram": _cmd_diagram,
                 "schema": _cmd_schema,
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
                 "campaign": _cmd_campaign}
+    as_json = args.command == "run" and args.json
     try:
+        if args.command == "run":
+            return _cmd_run(args, stdout, stderr, stdin)
         return handlers[args.command](args, stdout, stderr)
     except (SimError, UsageError) as exc:
         stderr.write("vpump %s: %s\n" % (args.command, exc))
+        if as_json:
+            _json_error(stdout, "vpump %s: %s" % (args.command, exc))
         return 2
     except KeyboardInterrupt:
         stderr.write("vpump %s: interrupted\n" % args.command)
         return 130
+    except BrokenPipeError:
+        # `vpump scenarios | head`: the reader left.  Quietly, as a tool killed by SIGPIPE;
+        # stdout goes to /dev/null so the interpreter's last flush cannot complain either.
+        _stdout_to_devnull(stdout)
+        return 141
 
 
 if __name__ == "__main__":

@@ -5,24 +5,30 @@ in docs/scenarios.md) and writes, into DIR or --out:
 
     reservoir.png, dose.png, battery.png, timeline.png    always
     patient.png                                           always (the educational patient model)
-    startup.png, trumpet.png                              with --scenario NAME (IEC 60601-2-24)
+    startup.png, trumpet.png                              the run's scenario found (IEC 60601-2-24)
     report.html                                           every image embedded as a data URI
     report.json                                           the summary, daily doses, curve figures
 
 The start-up and trumpet curves need the delivered volume every 0.5 min over the first 2 h, which
 the hourly time series does not have: flow_curves_for(config) replays the scenario's first 3 hours
-with the firmware (sim.runner.Run), records every motor stroke and feeds sim.flowcurves.
-Exit status: 0 done, 1 matplotlib missing, 2 bad input (the message names the file and the fault).
+with the firmware (sim.runner.Run), records every motor stroke and feeds sim.flowcurves.  The
+scenario is the one the run's own events name (its `start` record); --scenario FILE gives its
+file when it is not in the library, and one of another name is refused.  The page is the Jinja2
+template tools/templates/report.html.j2.
+Exit status: 0 done, 1 matplotlib or Jinja2 missing, 2 bad input (the message names the file and
+the fault).
 Educational, not clinical advice.  docs/report.md describes the output.
 """
 
 import base64
 import csv
-import html
 import json
 import os
 
+from sim.linkstory import LinkStory, text as link_text
 from sim.runner import TIMESERIES_COLUMNS
+from tools.report_plots import (_event_day, plot_all, therapy_shares,  # noqa: F401
+                                therapy_spans)
 
 EDUCATIONAL = "Educational, not clinical advice."
 CURVE_HOURS = 3
@@ -48,7 +54,9 @@ def add_parser(commands):
     p.add_argument("dir", metavar="DIR", help="a run's output folder")
     p.add_argument("--out", metavar="DIR", help="where to write (default: DIR)")
     p.add_argument("--scenario", metavar="NAME",
-                   help="scenario file or name for the start-up and trumpet curves")
+                   help="the run's scenario file or name, for the start-up and trumpet curves "
+                        "(default: the scenario the run's events name, when it is in the "
+                        "library); one of another name is refused")
     return p
 
 
@@ -122,9 +130,11 @@ def load_run(directory):
 def summarize(events):
     s = {"scenario": None, "days": None, "seed": None, "refills": 0, "boluses": {},
          "patient_presses": 0, "alarms_raised": {}, "alarms_cleared": {}, "refusals": {},
-         "resets": 0, "faults": {}, "low_reservoir_alarm_ul": None}
+         "resets": 0, "faults": {}, "low_reservoir_alarm_ul": None, "bolus_cancelled": 0}
+    link = LinkStory()
     for e in events:
         name, src = e["event"], e.get("src")
+        link.add(e)
         if src == "sim":
             if name == "start":
                 s["scenario"], s["days"], s["seed"] = e.get("scenario"), e.get("days"), e.get("seed")
@@ -150,7 +160,26 @@ def summarize(events):
             s["refusals"][k] = s["refusals"].get(k, 0) + 1
         elif name == "alarm_volume_set":
             s["low_reservoir_alarm_ul"] = e.get("low_reservoir_alarm_ul")
+        elif name == "bolus_end" and e.get("completed") is False:
+            s["bolus_cancelled"] += 1
+    s["link"] = link.as_dict()
     return s
+
+
+def totals(rows):
+    """The whole run's doses from the cumulative columns (first row to last), the share
+    delivered, and the state at the last sample."""
+    first, last = rows[0], rows[-1]
+    out = dict((c, round(last[c] - first[c], 3)) for c in
+               ("programmed_ug", "delivered_true_ug", "delivered_ug", "delivered_csf_ug"))
+    out["delivered_pct"] = (round(100.0 * out["delivered_true_ug"] / out["programmed_ug"], 2)
+                            if out["programmed_ug"] > 0 else None)
+    out["final"] = {"therapy": last["therapy"], "reservoir": last["reservoir_alarm"],
+                    "battery": last["battery_alarm"], "alarms": last["alarms"],
+                    "reservoir_true_ul": last["reservoir_true_ul"],
+                    "reservoir_estimate_ul": last["reservoir_estimate_ul"],
+                    "battery_remaining_pct": last["battery_remaining_pct"]}
+    return out
 
 
 def battery_and_clock(events, rows):
@@ -236,188 +265,6 @@ def flow_curves_for(config, hours=CURVE_HOURS):
 
 # -- output -------------------------------------------------------------------------------------
 
-def _days(rows):
-    t0 = rows[0]["t_ms"]
-    return [(r["t_ms"] - t0) / MS_PER_DAY for r in rows]
-
-
-def _event_day(e, t0):
-    return (e["t_ms"] - t0) / MS_PER_DAY
-
-
-_STATE_COLORS = {"idle": "lightgray", "infusing": "tab:green", "bolus": "tab:blue",
-                 "lockout": "tab:cyan", "reservoir_empty": "tab:red", "motor_stall": "tab:orange",
-                 "battery_depleted": "black", "fault": "tab:purple"}
-
-
-def therapy_spans(events, rows):
-    """{state: [(start_day, length_days), ...]} from the pump's therapy state changes (exact),
-    starting from the first sample's state; the hourly samples only if there are none."""
-    t0, t_end = rows[0]["t_ms"], rows[-1]["t_ms"]
-    changes = [(e["t_ms"], e.get("to")) for e in events
-               if e["event"] == "state" and e.get("region") == "therapy" and t0 <= e["t_ms"] <= t_end]
-    if not changes:
-        changes = [(r["t_ms"], r["therapy"]) for r in rows]
-    current = (t0, rows[0]["therapy"])
-    spans = {}
-    for t, state in changes + [(t_end, None)]:
-        if t > current[0] or state is None:
-            spans.setdefault(current[1], []).append(
-                ((current[0] - t0) / MS_PER_DAY, max(t - current[0], 60000) / MS_PER_DAY))
-        if state is not None:
-            current = (t, state)
-    return spans
-
-
-def plot_all(events, rows, summary, daily, curves, out_dir, plt, model=None):
-    files = {}
-    x = _days(rows)
-    t0 = rows[0]["t_ms"]
-    model = model or {}
-
-    def save(fig, name):
-        fig.tight_layout()
-        path = os.path.join(out_dir, name)
-        fig.savefig(path, format="png", dpi=90)
-        plt.close(fig)
-        files[name.rsplit(".", 1)[0]] = name
-
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.plot(x, [r["reservoir_true_ul"] / 1000 for r in rows], label="true (simulated)")
-    ax.plot(x, [r["reservoir_estimate_ul"] / 1000 for r in rows], "--", label="pump estimate")
-    if summary["low_reservoir_alarm_ul"] is not None:
-        ax.axhline(summary["low_reservoir_alarm_ul"] / 1000, color="tab:red", lw=1,
-                   label="low-reservoir alarm")
-    ax.set_xlabel("day")
-    ax.set_ylabel("reservoir (mL)")
-    ax.set_title("Reservoir: true vs estimated")
-    ax.legend(loc="best", fontsize=8)
-    save(fig, "reservoir.png")
-
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.bar(daily["day"], daily["delivered_true_ug"], width=0.8, label="delivered (true)",
-           color="tab:blue", alpha=0.7)
-    ax.plot(daily["day"], daily["programmed_ug"], "o-", color="tab:orange", ms=3,
-            label="programmed")
-    ax.plot(daily["day"], daily["delivered_csf_ug"], "x", color="tab:green", ms=4,
-            label="reached CSF")
-    ax.set_xlabel("day")
-    ax.set_ylabel("dose per day (ug)")
-    ax.set_title("Delivered dose per day vs programmed")
-    ax.legend(loc="best", fontsize=8)
-    save(fig, "dose.png")
-
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    ax.plot(x, [r["csf_ng_per_ml"] for r in rows], color="tab:blue", label="CSF baclofen")
-    ax.set_xlabel("day")
-    ax.set_ylabel("CSF (ng/mL)")
-    top = max([r["csf_ng_per_ml"] for r in rows] + [1.0])
-    for flag, color, label in (("overdose", "tab:red", "overdose flag"),
-                               ("withdrawal_risk", "tab:orange", "withdrawal risk flag")):
-        flagged = [xi for xi, r in zip(x, rows) if r[flag]]
-        if flagged:
-            ax.plot(flagged, [top * 1.05] * len(flagged), "|", color=color, label=label)
-    tone = ax.twinx()
-    tone.plot(x, [r["tone_score"] for r in rows], color="tab:green", lw=1,
-              label="tone score")
-    tone.set_ylim(0, 4)
-    tone.set_ylabel("tone score (0-4)")
-    ax.set_title("Patient model: CSF concentration and muscle tone (educational)")
-    lines, labels = ax.get_legend_handles_labels()
-    more, more_labels = tone.get_legend_handles_labels()
-    ax.legend(lines + more, labels + more_labels, loc="best", fontsize=8)
-    save(fig, "patient.png")
-
-    # The firmware's coulomb count against the true cell (they differ when [models] battery
-    # is on), the voltage it reads with the model's ERI/EOS thresholds, and when ERI and EOS
-    # came; a drifting crystal's offset from true time below, when there is one.
-    drift = any(r["clock_offset_s"] for r in rows)
-    fig, axes = plt.subplots(2 if drift else 1, 1, figsize=(9, 4.6 if drift else 3.2),
-                             sharex=True, squeeze=False)
-    ax = axes[0][0]
-    ax.plot(x, [r["battery_remaining_pct"] for r in rows], color="tab:purple",
-            label="remaining: the firmware's count")
-    if any(r["battery_true_remaining_pct"] != r["battery_remaining_pct"] for r in rows):
-        ax.plot(x, [r["battery_true_remaining_pct"] for r in rows], color="tab:purple", ls="--",
-                label="remaining: the true cell")
-    ax.set_ylabel("battery remaining (%)")
-    ax.set_ylim(0, 105)
-    volts = ax.twinx()
-    volts.plot(x, [r["battery_mv"] for r in rows], color="tab:gray", lw=1, label="battery mV")
-    for key, color in (("eri_mv", "tab:orange"), ("eos_mv", "tab:red")):
-        if key in model:
-            volts.axhline(model[key], color=color, ls=":", lw=1,
-                          label="%s %d mV" % (key[:3].upper(), model[key]))
-    volts.set_ylabel("battery (mV)")
-    for e in events:
-        if e.get("src") == "pump" and e["event"] == "alarm_raised" and \
-                e.get("alarm") in ("elective_replacement", "end_of_service"):
-            day = _event_day(e, t0)
-            ax.axvline(day, color="tab:orange" if e["alarm"] == "elective_replacement"
-                       else "tab:red", lw=1)
-            ax.annotate("ERI" if e["alarm"] == "elective_replacement" else "EOS", (day, 100),
-                        fontsize=8, ha="right", va="top", rotation=90)
-    ax.set_title("Battery")
-    lines, labels = ax.get_legend_handles_labels()
-    more, more_labels = volts.get_legend_handles_labels()
-    ax.legend(lines + more, labels + more_labels, loc="lower left", fontsize=7)
-    if drift:
-        clock = axes[1][0]
-        clock.plot(x, [r["clock_offset_s"] for r in rows], color="tab:brown")
-        clock.set_ylabel("pump clock - true (s)")
-        clock.set_title("Clock crystal drift", fontsize=9)
-    axes[-1][0].set_xlabel("day")
-    save(fig, "battery.png")
-
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for state, spans in sorted(therapy_spans(events, rows).items()):
-        ax.broken_barh(spans, (3.6, 0.8), color=_STATE_COLORS.get(state, "tab:gray"),
-                       label="therapy: " + state)
-    lanes = (("alarm_raised", 2.6, "^", "tab:red", "alarm raised"),
-             ("alarm_cleared", 2.0, "v", "tab:green", "alarm cleared"),
-             ("refill", 1.4, "s", "tab:blue", "refill"),
-             ("refused", 0.8, "x", "tab:gray", "refused request"),
-             ("fault_start", 0.2, "D", "black", "fault"))
-    for name, y, marker, color, label in lanes:
-        pts = [_event_day(e, t0) for e in events if e["event"] == name
-               and (name != "refill" or e.get("src") == "sim")]
-        if pts:
-            ax.plot(pts, [y] * len(pts), marker, color=color, ls="none", label=label)
-    ax.set_yticks([4.0, 2.6, 2.0, 1.4, 0.8, 0.2])
-    ax.set_yticklabels(["therapy", "alarm +", "alarm -", "refill", "refused", "fault"])
-    ax.set_ylim(-0.3, 4.7)
-    ax.set_xlabel("day")
-    ax.set_title("Timeline: therapy states, alarms, refills, refusals")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
-    save(fig, "timeline.png")
-
-    if curves is not None:
-        st = curves["startup"]
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        ax.step(st["t_min"], st["flow_ul_per_h"], where="post", lw=0.8, label="flow per 0.5 min")
-        tr = curves["trumpet"]
-        ax.axhline(tr["mean_flow_ul_per_h"], color="tab:orange", lw=1,
-                   label="mean flow, 2nd hour")
-        ax.set_xlabel("time from start of infusion (min)")
-        ax.set_ylabel("flow (uL/h)")
-        ax.set_title("Start-up curve (IEC 60601-2-24)")
-        ax.legend(loc="best", fontsize=8)
-        save(fig, "startup.png")
-
-        fig, ax = plt.subplots(figsize=(7, 3.6))
-        w = [v["window_min"] for v in tr["windows"]]
-        ax.plot(w, [v["max_error_pct"] for v in tr["windows"]], "o-", label="Ep(max)")
-        ax.plot(w, [v["min_error_pct"] for v in tr["windows"]], "o-", label="Ep(min)")
-        ax.axhline(tr["mean_error_pct"], color="black", ls="--", lw=1,
-                   label="mean error %.2f %%" % tr["mean_error_pct"])
-        ax.set_xlabel("observation window (min)")
-        ax.set_ylabel("error (%)")
-        ax.set_title("Trumpet curve (IEC 60601-2-24), second hour")
-        ax.legend(loc="best", fontsize=8)
-        save(fig, "trumpet.png")
-    return files
-
-
 SECTIONS = (("reservoir", "Reservoir: true vs estimated"),
             ("dose", "Delivered dose per day vs programmed"),
             ("patient", "Patient model: CSF concentration and muscle tone (educational)"),
@@ -427,78 +274,143 @@ SECTIONS = (("reservoir", "Reservoir: true vs estimated"),
             ("trumpet", "Trumpet curve (IEC 60601-2-24)"))
 
 
-def _table(pairs):
-    return "<table>%s</table>" % "".join(
-        "<tr><th>%s</th><td>%s</td></tr>" % (html.escape(str(k)), html.escape(str(v)))
-        for k, v in pairs)
+def _ug(value):
+    return "{:,.0f} ug".format(value)
+
+
+def _pct(value):
+    return "n/a" if value is None else "%.2f %%" % value
 
 
 def _counts(d):
     return ", ".join("%s x%d" % (k, v) for k, v in sorted(d.items())) or "none"
 
 
-def render_html(summary, daily, files, curves, out_dir, battery=None):
-    total = lambda c: round(sum(daily[c]), 3)
+def summary_rows(summary, tot):
+    """The page's summary table: (label, text) pairs, every number formatted one way."""
+    final = tot["final"]
     rows = [("scenario", summary["scenario"]), ("days", summary["days"]),
-            ("seed", summary["seed"]), ("refills", summary["refills"]),
-            ("boluses", _counts(summary["boluses"])),
+            ("seed", summary["seed"]),
+            ("programmed", _ug(tot["programmed_ug"])),
+            ("delivered (true)", "%s (%s of programmed)" % (_ug(tot["delivered_true_ug"]),
+                                                             _pct(tot["delivered_pct"]))),
+            ("delivered (the pump's own count)", _ug(tot["delivered_ug"])),
+            ("to CSF", _ug(tot["delivered_csf_ug"])
+             + ("" if abs(tot["delivered_csf_ug"] - tot["delivered_true_ug"]) < 1 else
+                " (differs from what left the pump: a catheter fault the pump cannot see, or "
+                "screening boluses given by lumbar puncture)")),
+            ("final state", "therapy %s, %s, %s%s" % (
+                final["therapy"], final["reservoir"], final["battery"],
+                "; active alarms: " + final["alarms"].replace("|", ", ") if final["alarms"]
+                else "")),
+            ("reservoir at the end", "%.3f mL (pump estimate %.3f mL)" % (
+                final["reservoir_true_ul"] / 1000.0, final["reservoir_estimate_ul"] / 1000.0)),
+            ("battery at the end", _pct(final["battery_remaining_pct"]) + " left"),
+            ("refills", summary["refills"]),
+            ("boluses", _counts(summary["boluses"])
+             + ("; %d cancelled before the full dose" % summary["bolus_cancelled"]
+                if summary.get("bolus_cancelled") else "")),
             ("patient presses", summary["patient_presses"]),
             ("alarms raised", _counts(summary["alarms_raised"])),
             ("alarms cleared", _counts(summary["alarms_cleared"])),
             ("refusals", _counts(summary["refusals"])),
-            ("resets", summary["resets"]), ("faults", _counts(summary["faults"])),
-            ("delivered (true), whole days, ug", total("delivered_true_ug")),
-            ("programmed, whole days, ug", total("programmed_ug"))]
-    parts = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
-             "<title>vpump report: %s</title>" % html.escape(str(summary["scenario"])),
-             "<style>body{font-family:sans-serif;max-width:1000px;margin:1em auto}"
-             "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;"
-             "text-align:left}.edu{background:#fff3cd;padding:6px}img{max-width:100%}</style>",
-             "</head><body>",
-             "<h1>vpump report: %s</h1>" % html.escape(str(summary["scenario"])),
-             "<p class=\"edu\"><b>%s</b> A simulated pump and patient.</p>" % EDUCATIONAL,
-             "<h2>Summary</h2>", _table(rows)]
+            ("resets", summary["resets"]), ("faults", _counts(summary["faults"]))]
+    if summary.get("link"):
+        rows.append(("telemetry link", link_text(summary["link"])))
+    return rows
+
+
+def _battery_rows(battery):
+    return [("ERI (elective replacement), day", battery["eri_day"] or "not reached"),
+            ("EOS (end of service), day", battery["eos_day"] or "not reached"),
+            ("remaining at the end: firmware's count / true cell",
+             "%s / %s" % (_pct(battery["remaining_pct_firmware"]),
+                          _pct(battery["remaining_pct_true"]))),
+            ("lowest voltage read", "%d mV" % battery["lowest_mv"]),
+            ("pump clock - true time at the end", "%.3f s" % battery["clock_offset_s"])]
+
+
+def _trumpet_rows(tr):
+    return ([("mean flow, 2nd hour", "%.3f uL/h" % tr["mean_flow_ul_per_h"]),
+             ("mean error A", _pct(tr["mean_error_pct"]))]
+            + [("window %s min: Ep(max) / Ep(min)" % w["window_min"],
+                "%s / %s" % (_pct(w["max_error_pct"]), _pct(w["min_error_pct"])))
+               for w in tr["windows"]])
+
+
+def render_html(summary, daily, files, curves, out_dir, battery=None, tot=None, notes=()):
+    """report.html from the Jinja2 template tools/templates/report.html.j2 (autoescaped)."""
+    import jinja2
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                    "templates")),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    sections = []
     for key, title in SECTIONS:
         name = files.get(key)
         if name is None:
             continue
         with open(os.path.join(out_dir, name), "rb") as f:
             data = base64.b64encode(f.read()).decode("ascii")
-        parts.append("<h2>%s</h2>" % html.escape(title))
-        parts.append("<img alt=\"%s\" src=\"data:image/png;base64,%s\">" % (html.escape(title), data))
+        table = None
         if key == "battery" and battery is not None:
-            parts.append(_table([
-                ("ERI (elective replacement), day", battery["eri_day"] or "not reached"),
-                ("EOS (end of service), day", battery["eos_day"] or "not reached"),
-                ("remaining at the end: firmware's count / true cell (%)",
-                 "%.2f / %.2f" % (battery["remaining_pct_firmware"],
-                                  battery["remaining_pct_true"])),
-                ("lowest voltage read (mV)", "%d" % battery["lowest_mv"]),
-                ("pump clock - true time at the end (s)", "%.3f" % battery["clock_offset_s"])]))
-        if key == "trumpet":
-            tr = curves["trumpet"]
-            parts.append(_table([("mean flow, 2nd hour (uL/h)", "%.3f" % tr["mean_flow_ul_per_h"]),
-                                 ("mean error A (%)", "%.2f" % tr["mean_error_pct"])]
-                                + [("window %s min: Ep(max) / Ep(min) (%%)" % w["window_min"],
-                                    "%.2f / %.2f" % (w["max_error_pct"], w["min_error_pct"]))
-                                   for w in tr["windows"]]))
-    parts.append("<p class=\"edu\">%s</p></body></html>\n" % EDUCATIONAL)
-    return "\n".join(parts)
+            table = _battery_rows(battery)
+        elif key == "trumpet":
+            table = _trumpet_rows(curves["trumpet"])
+        sections.append({"title": title, "png_base64": data, "table": table})
+    return env.get_template("report.html.j2").render(
+        scenario=str(summary["scenario"]), educational=EDUCATIONAL,
+        summary=summary_rows(summary, tot) if tot else [], sections=sections, notes=list(notes))
 
 
-def make_report(directory, out_dir=None, config=None):
-    """Write the report; returns report.json's dict.  ReportInputError for a bad folder,
-    ImportError when matplotlib is missing."""
+def _scenario_for(summary, config, stated):
+    """The config the flow curves replay: the one given (refused when it is another scenario's),
+    else the library's scenario of the run's name; (config, note) with a note when there is
+    none."""
+    ran = summary["scenario"]
+    if config is not None:
+        if ran is not None and config["name"] != ran:
+            raise ReportInputError(
+                "--scenario %s: is scenario %s, but this run is of scenario %s (its events.jsonl "
+                "says so); give --scenario %s, or leave it out" % (stated, config["name"], ran,
+                                                                   ran))
+        return config, None
+    if ran is None:
+        return None, "no flow curves: the run's events name no scenario"
+    from sim import scenario as scenario_module
+    from sim.errors import SimError
+    try:
+        return scenario_module.load(scenario_module.find(ran)), None
+    except SimError:
+        return None, ("no flow curves: the run's scenario %s is not in the library; give its "
+                      "file with --scenario FILE" % ran)
+
+
+def make_report(directory, out_dir=None, config=None, stated=None):
+    """Write the report; returns report.json's dict.  ReportInputError for a bad folder or a
+    scenario that is not the run's, ImportError when matplotlib or Jinja2 is missing."""
     events, rows = load_run(directory)
+    summary = summarize(events)
+    config, curves_error = _scenario_for(summary, config, stated)
+    import jinja2  # noqa: F401  (missing: the same ImportError as matplotlib's, before any work)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     out_dir = out_dir or directory
-    os.makedirs(out_dir, exist_ok=True)
-    summary = summarize(events)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ReportInputError("--out %s: is a file, not a folder" % out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise ReportInputError("--out %s: cannot write there: %s" % (out_dir, exc.strerror or exc)) \
+            from None
     daily = daily_doses(rows)
-    curves = curves_error = None
+    tot = totals(rows)
+    curves = None
     if config is not None:
+        # The run's own seed: a seeded model (a random motor bias) replays as it ran.
+        if summary["seed"] is not None:
+            config = dict(config, seed=summary["seed"])
         try:
             curves = flow_curves_for(config)
         except ValueError as exc:
@@ -511,11 +423,15 @@ def make_report(directory, out_dir=None, config=None):
         model.update(config.get("model") or {})
     files = plot_all(events, rows, summary, daily, curves, out_dir, plt, model)
     battery = battery_and_clock(events, rows)
-    page = render_html(summary, daily, files, curves, out_dir, battery)
+    page = render_html(summary, daily, files, curves, out_dir, battery, tot,
+                       [curves_error] if curves_error else [])
     with open(os.path.join(out_dir, "report.html"), "w", encoding="utf-8") as f:
         f.write(page)
+    hours, _, _ = therapy_shares(events, rows)
     report = {"educational": EDUCATIONAL, "source": os.path.abspath(directory),
-              "summary": summary, "daily": daily, "figures": files,
+              "summary": summary, "totals": tot,
+              "therapy_hours": dict((k, round(v, 3)) for k, v in sorted(hours.items())),
+              "daily": daily, "figures": files,
               "battery_and_clock": battery, "flow_curves": curves}
     if curves_error:
         report["flow_curves_error"] = curves_error
@@ -536,12 +452,13 @@ def run(args, stdout, stderr):
             stderr.write("vpump report: --scenario %s: %s\n" % (args.scenario, exc))
             return 2
     try:
-        report = make_report(args.dir, args.out, config)
+        report = make_report(args.dir, args.out, config, args.scenario)
     except ReportInputError as exc:
         stderr.write("vpump report: %s\n" % exc)
         return 2
     except ImportError as exc:
-        stderr.write("vpump report: matplotlib is needed (%s): pip install vpump[report]\n" % exc)
+        stderr.write("vpump report: matplotlib and Jinja2 are needed (%s): pip install "
+                     "vpump[report]\n" % exc)
         return 1
     except OSError as exc:
         stderr.write("vpump report: cannot write to %s: %s\n"

@@ -110,14 +110,44 @@ def test_trumpet_curve_is_sane_for_the_ideal_pump(reported):
     assert curves["strokes"] > 0
 
 
-def test_without_scenario_no_curves(run_dir):
+def test_without_scenario_the_runs_own_scenario_gives_the_curves(run_dir, reported):
     code, _, err = call("report", run_dir)
     assert code == 0, err
     with open(os.path.join(run_dir, "report.json"), encoding="utf-8") as f:
         data = json.load(f)
-    assert data["flow_curves"] is None
-    assert set(data["figures"]) == set(ALWAYS)
-    assert not os.path.exists(os.path.join(run_dir, "trumpet.png"))
+    with open(os.path.join(reported, "report.json"), encoding="utf-8") as f:
+        given = json.load(f)
+    assert data["flow_curves"] == given["flow_curves"] is not None
+    assert set(data["figures"]) == set(ALWAYS + CURVES)
+
+
+def test_another_scenarios_curves_are_refused(run_dir, tmp_path):
+    out = str(tmp_path / "r")
+    code, stdout, err = call("report", run_dir, "--scenario", "mri-scan", "--out", out)
+    assert code == 2 and stdout == ""
+    assert err == ("vpump report: --scenario mri-scan: is scenario mri-scan, but this run is of "
+                   "scenario adult-sci-continuous (its events.jsonl says so); give --scenario "
+                   "adult-sci-continuous, or leave it out\n")
+    assert not os.path.exists(out)
+
+
+def test_a_scenario_outside_the_library_needs_its_file_for_the_curves(tmp_path):
+    from sim import scenario
+    with open(scenario.find(ADULT), encoding="utf-8") as f:
+        text = f.read()
+    toml = tmp_path / "mine.toml"
+    toml.write_text(text.replace('name = "adult-sci-continuous"', 'name = "my-own"'),
+                    encoding="utf-8")
+    d = str(tmp_path / "run")
+    assert call("run", str(toml), "--days", "1", "--out", d, "--quiet")[0] == 0
+    code, _, err = call("report", d)
+    assert code == 0
+    assert "no flow curves: the run's scenario my-own is not in the library; give its file " \
+           "with --scenario FILE" in err
+    with open(os.path.join(d, "report.html"), encoding="utf-8") as f:
+        assert "is not in the library" in f.read()
+    code, _, err = call("report", d, "--scenario", str(toml))
+    assert code == 0 and err == ""
 
 
 def _copy_run(run_dir, tmp_path):
@@ -240,3 +270,59 @@ def test_battery_and_clock_show_eri_eos_the_true_cell_and_drift(tmp_path):
     with open(os.path.join(d, "report.html"), encoding="utf-8") as f:
         page = f.read()
     assert "ERI (elective replacement), day</th><td>%s</td>" % battery["eri_day"] in page
+
+
+def test_therapy_time_adds_up_exactly(run_dir):
+    events, rows = report.load_run(run_dir)
+    hours, bin_days, shares = report.therapy_shares(events, rows)
+    assert sum(hours.values()) == pytest.approx(10 * 24)
+    assert hours["infusing"] > hours.get("lockout", 0) > 0
+    n = len(shares["infusing"])
+    assert n * bin_days >= 10 > (n - 1) * bin_days
+    for i in range(n):
+        assert sum(lane[i] for lane in shares.values()) == pytest.approx(1.0)
+
+
+def test_summary_table_has_totals_final_state_and_one_number_format(reported):
+    with open(os.path.join(reported, "report.html"), encoding="utf-8") as f:
+        page = f.read()
+    for label in ("programmed", "delivered (true)", "to CSF", "final state",
+                  "reservoir at the end", "battery at the end"):
+        assert "<th>%s</th>" % label in page, label
+    assert re.search(r"<td>[\d,]+ ug \(\d+\.\d\d % of programmed\)</td>", page)
+    assert "therapy infusing, reservoir_ok, battery_ok" in page
+    # ug always whole and grouped; never a bare float such as 37779.399 or 32376.0
+    assert not re.search(r"\d\.\d+ ug", page)
+    assert not re.search(r"<td>\d+\.\d+</td>", page)
+
+
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("noisy") / "run")
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["run", "noisy-telemetry-link", "--out", d, "--quiet", "--json"],
+                    stdout=out, stderr=err) == 0, err.getvalue()
+    return d, json.loads(out.getvalue())
+
+
+def test_the_link_story_is_in_the_run_summary_and_the_report(noisy_run):
+    d, summary = noisy_run
+    link = summary["link"]
+    assert sum(link["faults"].values()) > 0 and link["resends"] > 0
+    assert link["visits"]["ok"] >= 1 and sum(link["visits"].values()) > link["visits"]["ok"]
+    code, out, err = call("report", d)
+    assert code == 0, err
+    with open(os.path.join(d, "report.json"), encoding="utf-8") as f:
+        assert json.load(f)["summary"]["link"] == link
+    with open(os.path.join(d, "report.html"), encoding="utf-8") as f:
+        page = f.read()
+    assert "<th>telemetry link</th><td>%d link faults" % sum(link["faults"].values()) in page
+    assert "%d resends" % link["resends"] in page
+
+
+def test_a_bridge_bolus_is_not_counted_as_dose_on_top_of_the_program(noisy_run):
+    # After the refill the bridge gives the basal with the old drug: programmed == delivered.
+    d, summary = noisy_run
+    events, _ = report.load_run(d)
+    assert any(e["event"] == "bolus_start" and e.get("kind") == "bridge" for e in events)
+    assert abs(summary["programmed_ug"] - summary["delivered_true_ug"]) <= 2

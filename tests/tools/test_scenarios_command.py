@@ -13,15 +13,35 @@ def cli(*argv):
     return status, out.getvalue(), err.getvalue()
 
 
-def test_lists_every_shipped_scenario_with_its_length_and_description():
+def _entries(out):
+    # {name: (first line, [the lines under it])}
+    entries, name = {}, None
+    for line in out.splitlines():
+        if not line.startswith(" "):
+            name = line.split()[0]
+            entries[name] = (line, [])
+        else:
+            entries[name][1].append(line.strip())
+    return entries
+
+
+def test_lists_every_shipped_scenario_with_its_length_description_faults_and_models():
     status, out, err = cli("scenarios")
     assert status == 0, err
-    lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == scenario.available()
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    entries = _entries(out)
+    assert list(entries) == scenario.available()
     config = scenario.load(scenario.find("catheter-dislodgement"))
-    line = [x for x in lines if x.startswith("catheter-dislodgement")][0]
-    assert "%d days" % config["days"] in line and config["description"] in line
-    assert line.endswith("faults: dislodgement")
+    first, under = entries["catheter-dislodgement"]
+    assert first.endswith("%d days" % config["days"])
+    text = " ".join(under)
+    assert config["description"] in text
+    assert "faults: dislodgement" in text
+    # [models] under the names the TOML file uses (pct, not the internal ppm)
+    assert "models: motor_bias_pct, motor_noise_pct" in text
+    battery = " ".join(entries["battery-end-of-service"][1])
+    assert "models: battery, battery_capacity_spread_pct, battery_self_discharge_pct_per_year," \
+        in battery and "clock_drift_ppm" in battery
 
 
 def test_json_has_faults_and_models():
@@ -30,7 +50,7 @@ def test_json_has_faults_and_models():
     listing = json.loads(out)
     entry = [e for e in listing if e["name"] == "catheter-dislodgement"][0]
     assert entry["faults"] == ["dislodgement"]
-    assert entry["models"] == ["motor_bias_ppm", "motor_noise_ppm"]
+    assert entry["models"] == ["motor_bias_pct", "motor_noise_pct"]
 
 
 def test_a_broken_file_is_listed_with_its_error_and_exit_1(tmp_path, monkeypatch):
@@ -38,4 +58,4 @@ def test_a_broken_file_is_listed_with_its_error_and_exit_1(tmp_path, monkeypatch
     monkeypatch.setattr(scenario, "scenario_dirs", lambda: [str(tmp_path)])
     status, out, _ = cli("scenarios")
     assert status == 1
-    assert out.startswith("broken  INVALID: ") and "[drug] is missing" in out
+    assert out.startswith("broken  INVALID:\n") and "[drug] is missing" in out
