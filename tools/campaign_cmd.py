@@ -113,6 +113,7 @@ def run(args, stdout, stderr):
         return 2
     spec = spec_module.load(args.spec)          # CampaignError: the CLI's exit 2
     variants = spec_module.expand(spec)
+    spec_module.check_variants(spec, variants)
     out_dir = args.out or os.path.join("out", "campaigns", spec.name)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         stderr.write("vpump campaign: --out %s: is a file, not a folder\n" % out_dir)

@@ -257,6 +257,7 @@ def check(raw, source="<campaign>"):
                             " (the educational patient model: sim/patient.py)")
         _place(key, shape, v, p_grid, p_draws, p_fixed)
 
+    _probe_patient(c, patient, p_grid, p_draws, p_fixed)
     faults = _faults(c, raw.get("faults", []), source)
     spec = Spec(source, name, description, seed, seeds, days, clinic, bases, grid, draws, fixed,
                 p_grid, p_draws, p_fixed, faults)
@@ -265,6 +266,37 @@ def check(raw, source="<campaign>"):
         c.fail(T, "seeds", seeds, "the spec asks for %d runs (scenarios x grid x seeds); at "
                "most %d" % (count, MAX_VARIANTS))
     return spec
+
+
+def _probe_patient(c, given, grid, draws, fixed):
+    # Parameters fine one by one can still clash (half-life, clearance and volume all given):
+    # build the model once with the first value of each.
+    from sim.patient import PatientModel
+    params = dict(fixed)
+    params.update({k: v[0] for k, v in grid})
+    params.update({k: v[0] for k, v in draws.items()})
+    try:
+        PatientModel(params)
+    except ValueError as exc:
+        key = sorted(given)[-1] if given else "patient"
+        c.fail("vary.patient", key, given.get(key), str(exc))
+
+
+def check_variants(spec, variants):
+    """Build the first variant of each base scenario: a varied value its scenario cannot take
+    is a spec error before anything runs (CampaignError naming the scenario)."""
+    from sim.campaign.variant import scenario_of
+    seen = set()
+    for v in variants:
+        if v["base"] in seen:
+            continue
+        seen.add(v["base"])
+        try:
+            scenario_of(v)
+        except ScenarioError as exc:
+            raise CampaignError("%s: [campaign] scenarios = %s: with this spec's [vary] and "
+                                "[[faults]]: %s" % (spec.path, scenario_module.toml_value(
+                                    v["base"]), exc)) from None
 
 
 def _place(key, shape, value, grid, draws, fixed):

@@ -310,3 +310,62 @@ def test_dask_local_cluster_prints_its_dashboard_and_gives_the_pool_rows(pooled,
     assert "dask LocalCluster: 1 worker; dashboard http://127.0.0.1:" in text
     rows = read_table(os.path.join(tmp_path, "results.parquet"))
     assert comparable(rows) == comparable(read_table(os.path.join(out2, "results.parquet")))
+
+
+def test_patient_parameters_that_clash_are_a_spec_error(tmp_path):
+    path = tmp_path / "clash.toml"
+    path.write_text(TINY.replace("[vary.patient]\n", "[vary.patient]\nclearance_ml_per_h = 30\n"
+                                 "csf_volume_ml = 500\n"))
+    code, _out, err = call("campaign", path, "--out", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1
+    assert "[vary.patient]" in err and "clearance_ml_per_h" in err
+
+
+def test_repro_file_is_a_scenario_cut_to_the_first_violation(tiny, tmp_path):
+    from sim import scenario
+    from sim.scenario import tomllib
+    from sim.campaign import aggregate as aggregate_module
+    from sim.campaign import variant as variant_module
+    spec = spec_module.load(str(tiny))
+    variants = spec_module.expand(spec)[:2]
+    results = [variant_module.run_variant(v) for v in variants]
+    # A violation as the monitor reports it, on day 1 of the second run (verify=False: the
+    # cut is taken as is, without a rerun that shows it).
+    _raw, config = variant_module.scenario_of(variants[1])
+    t = config["start_wall_ms"] + 86400000 + 3600000
+    results[1]["violation_counts"] = {"SR-07": 2}
+    results[1]["violations"] = [{"req": "SR-07", "t_ms": t, "message": "a test violation"}]
+    agg = aggregate_module.aggregate(spec, variants, results, str(tmp_path), verify=False)
+    entry = agg["violations"]["SR-07"]
+    assert entry["count"] == 2 and entry["runs"] == 1 and entry["repro_variant"] == "000001"
+    assert entry["message"] == "a test violation"
+    path = tmp_path / entry["repro"]
+    text = path.read_text()
+    assert text.startswith("# A minimal reproduction of SR-07 from campaign 'tiny', variant")
+    cut = scenario.load(str(path))
+    assert cut["days"] == 2 and cut["seed"] == variants[1]["seed"]
+    assert cut["name"] == "tiny-SR-07-%s" % variants[1]["base"]
+    assert tomllib.loads(text)["faults"] == variants[1]["raw"]["faults"]
+    assert agg["violations_total"] == 2
+
+
+def test_clinic_visit_clears_reprograms_and_restarts_after_each_fault(tmp_path):
+    from sim.campaign import variant as variant_module
+    path = tmp_path / "visits.toml"
+    path.write_text(TINY.replace("days = 3", "days = 6"))
+    v = spec_module.expand(spec_module.load(str(path)))[2]      # mri-scan, +2 % bias, seed 0
+    raw, config = variant_module.scenario_of(v)
+    own = len(v["raw"].get("timeline") or [])
+    added = raw["timeline"][own:]
+    assert added, "no fault in 6 days at 150 stalls a year: pick another variant"
+    for k in range(0, len(added), 3):
+        clear, program, start = added[k:k + 3]
+        assert clear["action"] == "clear_alarm" and start["action"] == "start"
+        assert program["action"] == "program" and program["confirm"] is True
+        assert program["basal_ug_per_day"] == v["raw"]["therapy"]["basal_ug_per_day"]
+    # Each visit comes clinic_visit_after_hours (6) after its stall ends, at a whole minute.
+    stalls = [t for t, _o, a in variant_module.plan(config, 6, 6 * 86400000,
+                                                    variant_module.SimRng(1))
+              if a["action"] == "fault_start" and a["kind"] == "motor_stall"]
+    assert stalls
+    assert len(added) // 3 >= len([t for t in stalls if t + 10 * 3600000 < 6 * 86400000])
