@@ -89,9 +89,6 @@ class Alarms:
                 out.append([alarm, entry[0], entry[1]])
         return out
 
-    def is_active(self, alarm):
-        return alarm in self.active
-
     def test_tones(self):
         # The programmer's alarm test: each tone once.
         self._annunciator.tone(TONE_TWO, _TWO_TONE_MS)

@@ -1,7 +1,7 @@
 # The pump's event log: every state change, program change, bolus, alarm, refill and
 # authentication attempt, with pump time and a sequence number, journalled through
 # firmware/persist.py so it survives resets.  Entries are (seq, t_ms, code, args) with up to
-# four integer args; EVENTS below names them for people (the host decodes with it).
+# four integer args; firmware/event_names.py names them for people (the host decodes with it).
 
 try:
     from micropython import const
@@ -32,53 +32,15 @@ STORAGE_CORRUPT = const(19)
 OUTAGE = const(20)
 SESSION_END = const(21)
 
-# code -> (name, names of the args).  Arg values that index a list are decoded by the host
-# (states, triggers, alarms: see firmware/table.py and firmware/alarms.py).
-EVENTS = {
-    BOOT: ("boot", ("boot_count", "restored", "lost_nl")),
-    STATE: ("state", ("region", "from", "to", "trigger")),
-    PROGRAM: ("program", ("mode", "daily_ug", "confirmed")),
-    BOLUS_START: ("bolus_start", ("kind", "dose_ug", "volume_nl", "duration_s")),
-    BOLUS_END: ("bolus_end", ("kind", "delivered_nl", "completed")),
-    REFILL: ("refill", ("volume_ul", "concentration_ug_per_ml", "bridge", "estimate_before_ul")),
-    ALARM_RAISED: ("alarm_raised", ("alarm",)),
-    ALARM_CLEARED: ("alarm_cleared", ("alarm",)),
-    ALARM_SILENCED: ("alarm_silenced", ("alarm", "minutes")),
-    REFUSED: ("refused", ("reason", "request", "value", "limit")),
-    CLOCK_SET: ("clock_set", ("delta_s",)),
-    LIMITS_SET: ("limits_set", ("daily_dose_soft_ug", "daily_dose_hard_ug", "bolus_soft_ug",
-                                "bolus_hard_ug")),
-    PATIENT_BOLUS_SET: ("patient_bolus_set", ("dose_ug", "duration_s", "lockout_min",
-                                              "max_per_24h")),
-    ALARM_VOLUME_SET: ("alarm_volume_set", ("low_reservoir_alarm_ul",)),
-    FLEX_STEP: ("flex_step", ("ug_per_day",)),
-    # count: for a failed proof or a patient's session, how many since the last clinician
-    # login (firmware/telemetry.py logs the 1st, 2nd, 4th, 8th ...: floods stay a few entries).
-    AUTH: ("auth", ("role", "result", "count")),
-    COMMIT_FAILED: ("commit_failed", ()),
-    # At boot, decayed non-volatile memory (firmware/persist.py): snapshot slots and log records
-    # found damaged, the seq of the snapshot restored (0: none) and the highest seq a damaged
-    # slot's header claims (0: none, -1: unreadable); damaged > restored means the newest
-    # commit was lost and the one before it restored (docs/persistence.md).
-    STORAGE_CORRUPT: ("storage_corrupt", ("slots", "log_records", "restored_seq",
-                                          "damaged_seq")),
-    # At boot, the clock says the pump has not run for longer than a commit interval: it was
-    # off (a brown-out) for at least off_s, and at least missed_nl of the committed flow was
-    # not given.  Therapy resumes as programmed; missed drug is never made up.
-    OUTAGE: ("outage", ("off_s", "missed_nl")),
-    SESSION_END: ("session_end", ("role", "cause", "count")),
-}
+# The names, for people (firmware/event_names.py: EVENTS, and the small enumerations carried in
+# args): host-facing, so a board's .mpy bundle leaves them out (tools/flash.py skips imports
+# guarded by ImportError); the board logs codes only.
+try:
+    from firmware.event_names import (  # noqa: F401
+        EVENTS, MODES, BOLUS_KINDS, ROLES, AUTH_RESULTS, END_CAUSES)
+except ImportError:
+    pass
 
-# Names of small enumerations carried in args.
-MODES = ("continuous", "flex")
-BOLUS_KINDS = ("clinician", "patient", "bridge")
-ROLES = ("", "clinician", "patient")
-# AUTH's "result" (firmware/telemetry.py): a failed proof, a session opened, authentication
-# locked after too many failures (firmware before the security review; no longer logged).
-AUTH_RESULTS = ("failed", "ok", "locked_out")
-# SESSION_END's "cause": SESSION_CLOSE, 10 min without a valid request, another party
-# authenticated.
-END_CAUSES = ("closed", "idle", "replaced")
 # What a refused request asked for (REFUSED's "request" arg).
 REQUESTS = ("program", "start", "stop", "clinician_bolus", "patient_bolus", "refill",
             "clear_alarm", "set_patient_bolus", "set_low_reservoir_alarm", "set_limits",
@@ -116,7 +78,7 @@ class EventLog:
             except PersistError:
                 # Non-volatile memory failing must not stop the pump: the entry is still
                 # reported (listener) and the failure counted; the commit that fails raises
-                # the memory-fault alarm (pump._commit).
+                # the memory-fault alarm (Pump.commit).
                 self.failed_writes += 1
         if self.listener is not None:
             self.listener(seq, t_ms, code, args)

@@ -6,7 +6,7 @@
 # error (a bug in the caller), never silence.
 
 from protocol import reasons
-from firmware.table import REGIONS
+from firmware.table import REGIONS, bound
 from firmware.errors import FirmwareError
 
 OK = reasons.OK
@@ -19,16 +19,15 @@ class Machine:
     # bytes instead of ~14 KB of per-(state, trigger) lists and bound methods.
 
     def __init__(self, context, regions=REGIONS):
-        # context: the object whose methods the table's guards and actions name; it may define
+        # context: the object whose parts' methods the table's guards and actions name
+        # ("part.method", firmware/table.py); it may define
         # on_state_change(region, source, dest, trigger), called after each state change.
         self.context = context
-        self.region_names = []
         self.states = {}
         self._regions = []      # (region, rows) in table order
         self._queue = []
         self._busy = False
         for region, states, initial, rows in regions:
-            self.region_names.append(region)
             self.states[region] = initial
             self._regions.append((region, rows))
             for source, trigger, dest, guard, action in rows:
@@ -39,7 +38,13 @@ class Machine:
                     self._check_name(action)
 
     def _check_name(self, name):
-        if name is not None and not callable(getattr(self.context, name, None)):
+        if name is None:
+            return
+        try:
+            ok = callable(bound(self.context, name))
+        except AttributeError:
+            ok = False
+        if not ok:
             raise FirmwareError("state table names %r, which the pump does not define" % name)
 
     def triggers(self):
@@ -51,9 +56,6 @@ class Machine:
                     if t not in seen:
                         seen.append(t)
         return seen
-
-    def state(self, region="therapy"):
-        return self.states[region]
 
     def post(self, trigger, arg=None):
         # For actions: queue an event to run after the current one completes.
@@ -103,7 +105,7 @@ class Machine:
                     continue
                 candidates += 1
                 guard = row[3]
-                if guard is not None and not getattr(context, guard)(arg):
+                if guard is not None and not bound(context, guard)(arg):
                     continue
                 action = row[4]
                 if action is None:
@@ -111,7 +113,7 @@ class Machine:
                 elif action[0] == "!":
                     result = reasons.code(action[1:])
                 else:
-                    result = getattr(context, action)(arg)
+                    result = bound(context, action)(arg)
                 if result:
                     # Refused: nothing changed, and later regions do not see the event.
                     return result

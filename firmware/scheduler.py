@@ -23,8 +23,18 @@ class Scheduler:
         self._seq = 0
         self._now_ms = clock.now_ms
         if clock.direct:
-            self.after = self._after_direct
-            self.run_until = self._run_until_direct
+            # Virtual time (hal.base.Clock.direct): after() and run_until() without a clock
+            # call per event, which is most of a simulated year's cost.  Only the simulator's
+            # clocks are direct, so they live in firmware/scheduler_direct.py, which a board's
+            # bundle leaves out (tools/flash.py skips imports guarded by ImportError).
+            try:
+                from firmware.scheduler_direct import Direct
+            except ImportError:
+                Direct = None
+            if Direct is not None:
+                direct = Direct(self)
+                self.after = direct.after
+                self.run_until = direct.run_until
         # Deadline of the event being run (or last run): periodic work chains off this.
         self.due_ms = clock.now_ms()
 
@@ -124,43 +134,3 @@ class Scheduler:
             now = sleep_until(until_ms)
             if now >= until_ms:
                 return ran
-
-    # The same two for a direct clock (hal.base.Clock.direct: virtual time in clock.true_ms):
-    # no clock calls per event, which is most of a simulated year's cost.
-
-    def _after_direct(self, delay_ms, callback, arg=None):
-        if delay_ms < 0:
-            delay_ms = 0
-        self._seq += 1
-        entry = [self.clock.true_ms + delay_ms, self._seq, callback, arg]
-        heappush(self._heap, entry)
-        return entry
-
-    def _run_until_direct(self, until_ms):
-        clock = self.clock
-        clock._check_open()
-        heap = self._heap
-        ran = 0
-        while heap:
-            entry = heap[0]
-            callback = entry[_CALLBACK]
-            if callback is None:
-                heappop(heap)
-                continue
-            deadline = entry[_DEADLINE]
-            if deadline > until_ms:
-                break
-            heappop(heap)
-            if deadline > clock.true_ms:
-                clock.true_ms = deadline
-            entry[_CALLBACK] = None
-            self.due_ms = deadline
-            arg = entry[3]
-            if arg is None:
-                callback()
-            else:
-                callback(arg)
-            ran += 1
-        if until_ms > clock.true_ms:
-            clock.true_ms = until_ms
-        return ran

@@ -10,11 +10,15 @@
 # A row is (source, trigger, dest, guard, action):
 #   source  a state, or a tuple of states
 #   dest    a state; None keeps the state (internal: no exit, no entry, the action still runs)
-#   guard   None, or the name of a pump method (arg) -> bool; rows are tried in order and the
-#           first whose guard passes wins, so a guarded row is followed by its fallback
-#   action  None (with dest None: an explicit ignore); the name of a pump method (arg) that
+#   guard   None, or "part.method": a method (arg) -> bool of one of the pump's parts; rows
+#           are tried in order and the first whose guard passes wins, so a guarded row is
+#           followed by its fallback
+#   action  None (with dest None: an explicit ignore); "part.method": a method (arg) that
 #           returns None (accepted) or a reason code (refused, nothing changed); or
 #           "!reason" to refuse with that reason from protocol.reasons
+# The parts are the pump's attributes of those names, one module each: therapy
+# (firmware/therapy.py: program, basal, halts), bolus (firmware/bolus.py: every bolus and the
+# lockout), reservoir (firmware/reservoir.py), battery (firmware/battery.py).
 # firmware/machine.py interprets it; tools/diagram.py builds a `transitions` machine from the
 # same rows for docs/state-machine.md and as a test oracle.  Every (state, trigger) pair of a
 # region has a row: tests/firmware/test_table.py proves it.
@@ -40,50 +44,50 @@ _HALTED = (RESERVOIR_EMPTY, MOTOR_STALL, FAULT)
 
 THERAPY = (
     # Starting and stopping.
-    (IDLE, "start", INFUSING, "has_program", "start_basal"),
+    (IDLE, "start", INFUSING, "therapy.has_program", "therapy.start_basal"),
     (IDLE, "start", None, None, "!no_program"),
     (_RUNNING, "start", None, None, None),
-    (_DELIVERING, "stop", IDLE, None, "stop_therapy"),
+    (_DELIVERING, "stop", IDLE, None, "therapy.stop"),
     (_HALTED, "stop", None, None, None),
     (_HALTED, "start", None, None, "!therapy_halted"),
 
     # A new program (already checked against the drug library) takes effect at once.
-    (IDLE, "program", INFUSING, None, "apply_program_and_start"),
-    (_RUNNING, "program", None, None, "apply_program"),
+    (IDLE, "program", INFUSING, None, "therapy.program_and_start"),
+    (_RUNNING, "program", None, None, "therapy.apply_program"),
     (_HALTED, "program", None, None, "!therapy_halted"),
 
     # Boluses.  A clinician bolus may run during a lockout; afterwards the lockout resumes.
-    ((IDLE, INFUSING, LOCKOUT), "clinician_bolus", BOLUS, None, "start_clinician_bolus"),
+    ((IDLE, INFUSING, LOCKOUT), "clinician_bolus", BOLUS, None, "bolus.start_clinician"),
     (BOLUS, "clinician_bolus", None, None, "!bolus_in_progress"),
     (_HALTED, "clinician_bolus", None, None, "!therapy_halted"),
-    (INFUSING, "patient_bolus", BOLUS, "patient_bolus_allowed", "start_patient_bolus"),
-    ((INFUSING, LOCKOUT), "patient_bolus", None, None, "refuse_patient_bolus"),
+    (INFUSING, "patient_bolus", BOLUS, "bolus.patient_may_start", "bolus.start_patient"),
+    ((INFUSING, LOCKOUT), "patient_bolus", None, None, "bolus.refuse_patient"),
     (IDLE, "patient_bolus", None, None, "!therapy_stopped"),
     (BOLUS, "patient_bolus", None, None, "!bolus_in_progress"),
     (_HALTED, "patient_bolus", None, None, "!therapy_halted"),
-    (BOLUS, "bolus_done", LOCKOUT, "lockout_running", "end_bolus"),
-    (BOLUS, "bolus_done", INFUSING, "therapy_is_on", "end_bolus"),
-    (BOLUS, "bolus_done", IDLE, None, "end_bolus"),
+    (BOLUS, "bolus_done", LOCKOUT, "bolus.lockout_running", "bolus.end"),
+    (BOLUS, "bolus_done", INFUSING, "therapy.is_on", "bolus.end"),
+    (BOLUS, "bolus_done", IDLE, None, "bolus.end"),
     ((IDLE, INFUSING, LOCKOUT) + _HALTED, "bolus_done", None, None, None),
-    (LOCKOUT, "lockout_done", INFUSING, None, "end_lockout"),
+    (LOCKOUT, "lockout_done", INFUSING, None, "bolus.end_lockout"),
     ((IDLE, INFUSING, BOLUS) + _HALTED, "lockout_done", None, None, None),
 
     # Refill: volume and concentration, optionally a bridge bolus to clear the old drug from
     # the catheter.  Never during a bolus.  After an empty reservoir it restarts therapy.
-    ((IDLE, INFUSING, LOCKOUT), "refill", BOLUS, "bridge_requested", "refill_with_bridge"),
-    ((IDLE, INFUSING, LOCKOUT, MOTOR_STALL, FAULT), "refill", None, None, "accept_refill"),
+    ((IDLE, INFUSING, LOCKOUT), "refill", BOLUS, "bolus.bridge_requested", "bolus.refill_with_bridge"),
+    ((IDLE, INFUSING, LOCKOUT, MOTOR_STALL, FAULT), "refill", None, None, "reservoir.accept_refill"),
     (BOLUS, "refill", None, None, "!bolus_in_progress"),
-    (RESERVOIR_EMPTY, "refill", BOLUS, "bridge_requested", "bridge_after_empty"),
-    (RESERVOIR_EMPTY, "refill", INFUSING, "therapy_is_on", "refill_after_empty"),
-    (RESERVOIR_EMPTY, "refill", IDLE, None, "refill_after_empty"),
+    (RESERVOIR_EMPTY, "refill", BOLUS, "bolus.bridge_requested", "bolus.bridge_after_empty"),
+    (RESERVOIR_EMPTY, "refill", INFUSING, "therapy.is_on", "reservoir.refill_after_empty"),
+    (RESERVOIR_EMPTY, "refill", IDLE, None, "reservoir.refill_after_empty"),
 
     # Critical alarms halt therapy from anywhere they can happen.
-    (_DELIVERING, "reservoir_empty", RESERVOIR_EMPTY, None, "halt_reservoir_empty"),
+    (_DELIVERING, "reservoir_empty", RESERVOIR_EMPTY, None, "therapy.halt_reservoir_empty"),
     ((RESERVOIR_EMPTY, MOTOR_STALL, FAULT), "reservoir_empty", None, None, None),
-    (_DELIVERING + (RESERVOIR_EMPTY,), "motor_stall", MOTOR_STALL, None, "halt_motor_stall"),
+    (_DELIVERING + (RESERVOIR_EMPTY,), "motor_stall", MOTOR_STALL, None, "therapy.halt_motor_stall"),
     ((MOTOR_STALL, FAULT), "motor_stall", None, None, None),
-    (_DELIVERING + _HALTED, "battery_eos", BATTERY_DEPLETED, None, "halt_end_of_service"),
-    (_DELIVERING + (RESERVOIR_EMPTY, MOTOR_STALL), "fault", FAULT, None, "halt_fault"),
+    (_DELIVERING + _HALTED, "battery_eos", BATTERY_DEPLETED, None, "therapy.halt_end_of_service"),
+    (_DELIVERING + (RESERVOIR_EMPTY, MOTOR_STALL), "fault", FAULT, None, "therapy.halt_fault"),
     (FAULT, "fault", None, None, None),
 
     # Clearing a critical alarm (the clinician has interrogated the pump).
@@ -91,9 +95,9 @@ THERAPY = (
     (RESERVOIR_EMPTY, "clear_alarm", None, None, "!refill_first"),
     # clear_motor_stall first tries the owed stroke: a motor that still does not turn refuses
     # the clear (motor_still_stalled) and the alarm stays.
-    (MOTOR_STALL, "clear_alarm", INFUSING, "therapy_is_on", "clear_motor_stall"),
-    (MOTOR_STALL, "clear_alarm", IDLE, None, "clear_motor_stall"),
-    (FAULT, "clear_alarm", IDLE, None, "clear_fault"),
+    (MOTOR_STALL, "clear_alarm", INFUSING, "therapy.is_on", "therapy.clear_motor_stall"),
+    (MOTOR_STALL, "clear_alarm", IDLE, None, "therapy.clear_motor_stall"),
+    (FAULT, "clear_alarm", IDLE, None, "therapy.clear_fault"),
 
     # End of service is final: the pump must be replaced.
     (BATTERY_DEPLETED, ("start", "program", "clinician_bolus", "patient_bolus", "refill",
@@ -105,14 +109,14 @@ THERAPY = (
 RESERVOIR = (
     # reservoir_level is posted whenever the estimate crosses the alarm volume (either way) or
     # the alarm volume changes.
-    (RESERVOIR_OK, "reservoir_level", LOW_RESERVOIR, "below_low_reservoir", "raise_low_reservoir"),
+    (RESERVOIR_OK, "reservoir_level", LOW_RESERVOIR, "reservoir.below_low_reservoir", "reservoir.raise_low_reservoir"),
     (RESERVOIR_OK, "reservoir_level", None, None, None),
-    (LOW_RESERVOIR, "reservoir_level", RESERVOIR_OK, "above_low_reservoir", "clear_low_reservoir"),
+    (LOW_RESERVOIR, "reservoir_level", RESERVOIR_OK, "reservoir.above_low_reservoir", "reservoir.clear_low_reservoir"),
     (LOW_RESERVOIR, "reservoir_level", None, None, None),
 )
 
 BATTERY = (
-    (BATTERY_OK, "battery_level", ELECTIVE_REPLACEMENT, "battery_at_eri", "raise_elective_replacement"),
+    (BATTERY_OK, "battery_level", ELECTIVE_REPLACEMENT, "battery.at_eri", "battery.raise_elective_replacement"),
     (BATTERY_OK, "battery_level", None, None, None),
     (ELECTIVE_REPLACEMENT, "battery_level", None, None, None),
 )
@@ -135,3 +139,21 @@ def expand(rows):
         for s in sources:
             for t in triggers:
                 yield s, t, dest, guard, action
+
+
+def bound(context, name):
+    # The method a guard or action name ("part.method") names on context (the pump).
+    dot = name.find(".")
+    return getattr(getattr(context, name[:dot]), name[dot + 1:])
+
+
+# For the log (state changes are logged as indexes) and hosts decoding it (sim/events.py):
+# region names, each region's states in order, every trigger in first-use order.
+REGION_NAMES = [r[0] for r in REGIONS]
+STATES = {}
+TRIGGERS = []
+for _region, _states, _initial, _rows in REGIONS:
+    STATES[_region] = list(_states)
+    for _row in expand(_rows):
+        if _row[1] not in TRIGGERS:
+            TRIGGERS.append(_row[1])

@@ -289,7 +289,7 @@ class Telemetry:
                     new[key] = f[key]
             outcome = p.set_limits(new)
         elif cmd in (C.PROGRAM_CONTINUOUS, C.PROGRAM_FLEX):
-            old = _daily_ug(p.program)
+            old = _daily_ug(p.therapy.program)
             if cmd == C.PROGRAM_CONTINUOUS:
                 outcome = p.program_continuous(f["basal_ug_per_day"], f["confirm"])
             else:
@@ -299,7 +299,7 @@ class Telemetry:
         elif cmd == C.PATIENT_BOLUS:
             outcome = p.patient_bolus()
         elif cmd == C.SET_PATIENT_BOLUS:
-            old = p.patient_bolus_settings
+            old = p.bolus.settings
             if f["enabled"]:
                 outcome = p.set_patient_bolus(f["dose_ug"], f["duration_ms"], f["lockout_ms"],
                                               f["max_per_24h"], f["confirm"])
@@ -326,7 +326,7 @@ class Telemetry:
         elif cmd == C.ALARM_TEST:
             outcome = p.alarm_test()
         elif cmd == C.SET_LOW_RESERVOIR_ALARM:
-            old = p.low_reservoir_alarm_nl
+            old = p.reservoir.low_reservoir_alarm_nl
             outcome = p.set_low_reservoir_alarm(f["volume_nl"])
         else:
             return C.encode_nak(reasons.UNKNOWN_COMMAND, None, cmd)
@@ -339,12 +339,12 @@ class Telemetry:
         if cmd == C.SET_LIMITS:
             return {"old": old, "new": self._limits()}
         if cmd in (C.PROGRAM_CONTINUOUS, C.PROGRAM_FLEX):
-            return {"old_daily_ug": old, "new_daily_ug": _daily_ug(p.program)}
+            return {"old_daily_ug": old, "new_daily_ug": _daily_ug(p.therapy.program)}
         if cmd == C.CLINICIAN_BOLUS:
             return {"dose_ug": f["dose_ug"], "duration_ms": f["duration_ms"]}
         if cmd == C.PATIENT_BOLUS:
-            s = p.patient_bolus_settings
-            until = p.lockout_until_ms
+            s = p.bolus.settings
+            until = p.bolus.lockout_until_ms
             return {"dose_ug": s["dose_ug"] if s else 0,
                     "lockout_until_ms": until + p.clock_offset_ms if until else 0}
         if cmd == C.SET_PATIENT_BOLUS:
@@ -396,7 +396,7 @@ class Telemetry:
             "hours_to_alarm": s["hours_to_alarm"], "hours_to_empty": s["hours_to_empty"],
             "battery_remaining_nah": s["battery_remaining_nah"],
             "battery_mv": s["battery_mv"],
-            "days_to_replacement": p.days_to_replacement(),
+            "days_to_replacement": p.battery.days_to_replacement(),
             "alarm_bits": alarm_bits,
             "lockout_until_ms": lockout + p.clock_offset_ms if lockout else 0,
             "delivered_ug": s["delivered_ug"],

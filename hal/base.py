@@ -3,7 +3,9 @@
 # Runs unchanged on CPython and MicroPython, so: no abc (abstractmethod does nothing on
 # MicroPython), no typing at run time; abstract bodies raise NotImplementedError themselves.
 # Public methods check arguments and state, then call a small _..._internal() that each
-# backend overrides (python-can's BusABC template method).
+# backend overrides (python-can's BusABC template method); the base one raises a bare
+# NotImplementedError (the traceback names the method a backend is missing: no message text
+# to carry in a board's bundle).
 
 from hal.errors import HalError, StorageError
 
@@ -82,10 +84,12 @@ class Clock(Part):
         return now
 
     def _ticks_internal(self):
-        raise NotImplementedError("a Clock backend must read its raw tick counter")
+        # The raw tick counter (ms; it may wrap at 2**wrap_bits).
+        raise NotImplementedError
 
     def _sleep_internal(self, delay_ms):
-        raise NotImplementedError("a Clock backend must know how to wait")
+        # Wait delay_ms.
+        raise NotImplementedError
 
 
 class Motor(Part):
@@ -95,7 +99,8 @@ class Motor(Part):
         return self._stroke_internal()
 
     def _stroke_internal(self):
-        raise NotImplementedError("a Motor backend must drive one stroke and report STROKE_OK or STROKE_STALL")
+        # Drive one stroke; return STROKE_OK or STROKE_STALL.
+        raise NotImplementedError
 
 
 class Battery(Part):
@@ -105,7 +110,8 @@ class Battery(Part):
         return self._read_mv_internal()
 
     def _read_mv_internal(self):
-        raise NotImplementedError("a Battery backend must read the cell voltage in mV")
+        # The cell voltage in mV.
+        raise NotImplementedError
 
 
 class Storage(Part):
@@ -128,10 +134,10 @@ class Storage(Part):
             raise StorageError("storage access %d+%d outside 0..%d" % (addr, n, self.size))
 
     def _read_internal(self, addr, n):
-        raise NotImplementedError("a Storage backend must read bytes")
+        raise NotImplementedError
 
     def _write_internal(self, addr, data):
-        raise NotImplementedError("a Storage backend must write bytes")
+        raise NotImplementedError
 
 
 class Annunciator(Part):
@@ -145,7 +151,8 @@ class Annunciator(Part):
         self._tone_internal(kind, duration_ms)
 
     def _tone_internal(self, kind, duration_ms):
-        raise NotImplementedError("an Annunciator backend must sound a tone")
+        # Sound (start) a tone of that kind; never block for its duration.
+        raise NotImplementedError
 
 
 class Link(Part):
@@ -159,10 +166,11 @@ class Link(Part):
         return self._read_internal(max_bytes)
 
     def _write_internal(self, data):
-        raise NotImplementedError("a Link backend must send bytes")
+        raise NotImplementedError
 
     def _read_internal(self, max_bytes):
-        raise NotImplementedError("a Link backend must return received bytes (b'' if none)")
+        # The bytes received, at most max_bytes; b'' if none (never block).
+        raise NotImplementedError
 
 
 class Rng(Part):
@@ -174,4 +182,5 @@ class Rng(Part):
         return self._random_bytes_internal(n)
 
     def _random_bytes_internal(self, n):
-        raise NotImplementedError("an Rng backend must return n random bytes")
+        # n random bytes.
+        raise NotImplementedError

@@ -6,6 +6,8 @@
 #                     role may use it) .request .response (codecs; .max_size in bytes)
 #   by_name(name) -> code                      ("program_continuous", "PROGRAM-CONTINUOUS" too)
 #   encode_request(cmd, fields) -> bytes       decode_request(cmd, body) -> fields
+#   (by_name, encode_request and decode_response are the programmer's: host only, from
+#   protocol/commands_host.py, see the end of this file)
 #   encode_ack(cmd, fields) -> bytes           status 00 + the response fields
 #   encode_nak(reason, field=None, value=0, lo=0, hi=0) -> bytes
 #   decode_response(cmd, body) -> (0, fields) or (reason, {"reason", "reason_name", "field",
@@ -56,7 +58,7 @@ import struct
 
 from protocol import reasons
 from protocol.errors import ProtocolError
-from protocol.fields import field_id, field_name
+from protocol.fields import field_id
 from protocol.frame import MAX_PAYLOAD
 
 try:
@@ -281,7 +283,11 @@ class _Layout:
             raise _out_of_range(what, key, v, 0, len(names) - 1, ", ".join(names))
         return bits
 
-    def decode(self, body, what):
+    def decode(self, body, what, more=None):
+        # more(kind, key, extra, v, values, j, out, what) -> (value, next j): decodes the kinds
+        # only responses carry (_TEXT, _VERSION, _ENUM, _BITS).  Only the programmer decodes a
+        # response, so it lives with the programmer's half (protocol/commands_host.py); the
+        # pump decodes requests, which carry none of them.
         if len(body) != self.size:
             raise _bad_length(what, len(body), self.size)
         values = _unpack(self.fmt, body)
@@ -297,30 +303,11 @@ class _Layout:
                 if v > 1:
                     raise _out_of_range(what, key, v, 0, 1, "0 or 1")
                 v = v == 1
-            elif kind == _TEXT:
-                end = v.find(b"\x00")
-                if end >= 0:
-                    v = v[:end]
-                for b in v:
-                    if b < 0x20 or b > 0x7E:
-                        raise _out_of_range(what, key, v, 0, 0, "printable ASCII")
-                v = v.decode()
-            elif kind == _VERSION:
-                v = "%d.%d.%d" % (v, values[j], values[j + 1])
-                j += 2
-            elif kind == _ENUM:
-                # A newer pump may report a state this programmer does not know: name it.
-                v = extra[v] if v < len(extra) else "%s_%d" % (key, v)
-            elif kind == _BITS:
-                out["alarm_bits"] = v
-                names = []
-                for i in range(16):
-                    if v & (1 << i):
-                        names.append(extra[i] if i < len(extra) else "alarm_%d" % i)
-                v = names
             elif kind == _ROLE:
                 if not 1 <= v <= 2:
                     raise _out_of_range(what, key, v, 1, 2, "1 (clinician) or 2 (patient)")
+            elif kind != _BYTES:
+                v, j = more(kind, key, extra, v, values, j, out, what)
             out[key] = v
         return out
 
@@ -337,13 +324,6 @@ class _Pair:
         return (self.layout.encode(_sub(fields, a, what), what + " " + a)
                 + self.layout.encode(_sub(fields, b, what), what + " " + b))
 
-    def decode(self, body, what):
-        n = self.layout.size
-        if len(body) != 2 * n:
-            raise _bad_length(what, len(body), 2 * n)
-        a, b = self.keys
-        return {a: self.layout.decode(body[:n], what + " " + a),
-                b: self.layout.decode(body[n:], what + " " + b)}
 
 
 def _sub(fields, key, what):
@@ -358,28 +338,6 @@ class _FlexRequest:
     # confirm u8, then 7 days of: steps u8 (1..13), steps x (start_minute u16, ug_per_day u32)
     keys = ("confirm", "steps")
     max_size = 1 + FLEX_DAYS * (1 + FLEX_MAX_STEPS * 6)
-
-    def encode(self, fields, what):
-        confirm = _CONFIRM_ONLY.encode(fields, what)
-        days = fields.get("steps") if fields else None
-        if not isinstance(days, (list, tuple)) or len(days) != FLEX_DAYS:
-            raise _out_of_range(what, "flex_days", len(days) if isinstance(days, (list, tuple))
-                                else days, FLEX_DAYS, FLEX_DAYS, "7 days, Monday first")
-        parts = [confirm]
-        for day in days:
-            if not isinstance(day, (list, tuple)) or not 1 <= len(day) <= FLEX_MAX_STEPS:
-                raise _out_of_range(what, "flex_steps_per_day",
-                                    len(day) if isinstance(day, (list, tuple)) else day,
-                                    1, FLEX_MAX_STEPS)
-            parts.append(_pack(">B", len(day)))
-            for step in day:
-                if not isinstance(step, (list, tuple)) or len(step) != 2:
-                    raise _out_of_range(what, "flex_start_minute", step, 0, 0xFFFF,
-                                        "[start_minute, ug_per_day] pairs")
-                parts.append(_pack(">HI",
-                                   _check_int(what, "flex_start_minute", step[0], 0, 0xFFFF),
-                                   _check_int(what, "flex_ug_per_day", step[1], 0, 0xFFFFFFFF)))
-        return b"".join(parts)
 
     def decode(self, body, what):
         n = len(body)
@@ -440,20 +398,6 @@ class _LogResponse:
                                a[0], a[1], a[2], a[3]))
         return b"".join(parts)
 
-    def decode(self, body, what):
-        n = len(body)
-        if n < 5:
-            raise _bad_length(what, n, "5 + 29 x count")
-        count, next_seq = _unpack_from(">BI", body, 0)
-        if n != 5 + count * self._ENTRY_SIZE:
-            raise _bad_length(what, n, "5 + 29 x %d = %d" % (count, 5 + count * self._ENTRY_SIZE))
-        entries = []
-        pos = 5
-        for _ in range(count):
-            seq, t_ms, code, a0, a1, a2, a3 = _unpack_from(self._ENTRY, body, pos)
-            entries.append({"seq": seq, "t_ms": t_ms, "code": code, "args": [a0, a1, a2, a3]})
-            pos += self._ENTRY_SIZE
-        return {"next_seq": next_seq, "entries": entries}
 
 
 def _f(key, fmt, kind=_INT, extra=None, default=None):
@@ -476,9 +420,6 @@ class Command:
         self.patient = patient
         self.request = request
         self.response = response
-
-    def __repr__(self):
-        return "<Command 0x%02X %s>" % (self.code, self.name)
 
 
 COMMANDS = {}
@@ -569,22 +510,8 @@ def _lookup(cmd):
     return c
 
 
-def by_name(name):
-    code = _BY_NAME.get(name.lower().replace("-", "_")) if isinstance(name, str) else None
-    if code is None:
-        raise ProtocolError(reasons.UNKNOWN_COMMAND,
-                            "unknown command %r; known: %s" % (name, ", ".join(sorted(_BY_NAME))),
-                            None, name)
-    return code
-
-
 def _what(c, part):
     return "%s %s" % (c.name.upper(), part)
-
-
-def encode_request(cmd, fields=None):
-    c = _lookup(cmd)
-    return c.request.encode(fields or {}, _what(c, "request"))
 
 
 def decode_request(cmd, body):
@@ -621,18 +548,10 @@ def encode_nak(reason, field=None, value=0, lo=0, hi=0):
     return _pack(">BBqqq", reason, fid, _nak_int(value), _nak_int(lo), _nak_int(hi))
 
 
-def decode_response(cmd, body):
-    # cmd: the request's code or the response's (bit 7 set); a NAK decodes without knowing it.
-    n = len(body)
-    if n == 0:
-        raise _bad_length("response", 0, "at least 1 (the status)")
-    status = body[0]
-    if status:
-        if n != NAK_SIZE:
-            raise _bad_length("NAK", n, NAK_SIZE)
-        reason, fid, value, lo, hi = _unpack(">BBqqq", body)
-        return reason, {"reason": reason, "reason_name": reasons.name(reason),
-                        "field": field_name(fid) if fid else None,
-                        "value": value, "lo": lo, "hi": hi}
-    c = _lookup(cmd & 0x7F)
-    return 0, c.response.decode(body[1:], _what(c, "response"))
+# The programmer's half (encode a request, decode a response, look a command up by name) is in
+# protocol/commands_host.py: host-facing, so a board's .mpy bundle leaves it out (tools/flash.py
+# skips imports guarded by ImportError) and the pump carries only what it runs.
+try:
+    from protocol.commands_host import by_name, encode_request, decode_response  # noqa: F401
+except ImportError:
+    pass

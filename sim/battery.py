@@ -15,7 +15,7 @@
 #     sags below the OCV, more so late in life;
 #   - the charge of telemetry sessions (session()), beside the strokes' (SimMotor adds them to
 #     used_nah) and the quiescent current.
-# The firmware's own ERI/EOS logic (firmware/pump.py) stays the judge: it counts charge against
+# The firmware's own ERI/EOS logic (firmware/battery.py) stays the judge: it counts charge against
 # its nominal capacity and compares read_mv() with eri_mv/eos_mv.  The two can disagree, which is
 # the point.
 #

@@ -3,10 +3,8 @@
 import time
 
 from firmware import alarms, eventlog
-from firmware.pump import state_names
+from firmware.table import REGION_NAMES as _REGIONS, STATES as _STATES, TRIGGERS as _TRIGGERS
 from protocol import reasons
-
-_REGIONS, _STATES, _TRIGGERS = state_names()
 
 
 def iso_ms(wall_ms):

@@ -182,11 +182,11 @@ class Monitor:
         state = p.machine.states[_THERAPY]
         bolus = self._bolus
         if host.powered and conc:
-            if state in _RUNNING and p.therapy_on and p.program is not None and \
+            if state in _RUNNING and p.therapy.on and p.therapy.program is not None and \
                     not (bolus is not None and bolus[1] == _BOLUS_BRIDGE):
-                ug = flex_rate_ug_per_day(p.program, p.wall_ms())
+                ug = flex_rate_ug_per_day(p.therapy.program, p.wall_ms())
                 rate += ug * 1000000.0 / conc / MS_PER_DAY
-            elif state == table.RESERVOIR_EMPTY and p.therapy_on:
+            elif state == table.RESERVOIR_EMPTY and p.therapy.on:
                 rate += float(p.model["min_rate_nl_per_day"]) / MS_PER_DAY
             if bolus is not None:
                 rate += bolus[0]
@@ -233,7 +233,7 @@ class Monitor:
         kind = args[0]
         now = self._now()
         self._accrue(now)
-        bolus = p.bolus
+        bolus = p.bolus.current
         duration = bolus[4] - bolus[3] if bolus is not None else 0
         volume_nl = bolus[2] + 1 if bolus is not None else 0    # the log floors to whole nL
         self._bolus = (float(volume_nl) / duration if duration > 0 else 0.0, kind)
@@ -247,9 +247,9 @@ class Monitor:
             return
         # SR-13: a patient bolus only while therapy runs; SR-11/12: lockout and 24 h maximum,
         # counted here over the whole run, whatever the pump remembers after a reset.
-        if not p.therapy_on:
+        if not p.therapy.on:
             self._violate("SR-13", "patient bolus given with therapy stopped")
-        settings = p.patient_bolus_settings
+        settings = p.bolus.settings
         history = self._patient_boluses
         while history and history[0][0] <= now - MS_PER_DAY:
             history.popleft()
@@ -272,7 +272,7 @@ class Monitor:
         # SR-14: the program in force within the daily hard limit and the 24 h rate-increase
         # hard limit over the lowest program in force during the last 24 h.
         now = self._now()
-        daily = program_daily_ug(p.program)
+        daily = program_daily_ug(p.therapy.program)
         hard = self._hard_daily_ug(p)
         if daily > hard:
             self._violate("SR-14", "program of %d ug/day in force, hard limit %d ug/day"
@@ -298,13 +298,13 @@ class Monitor:
     def _check_limits(self, p):
         # After the clinician's limits or the patient bolus change: what is in force must still
         # be within the hard limits.
-        if p.program is not None:
-            daily = program_daily_ug(p.program)
+        if p.therapy.program is not None:
+            daily = program_daily_ug(p.therapy.program)
             hard = self._hard_daily_ug(p)
             if daily > hard:
                 self._violate("SR-14", "program of %d ug/day in force under a hard limit of "
                               "%d ug/day" % (daily, hard))
-        s = p.patient_bolus_settings
+        s = p.bolus.settings
         if s is not None:
             hard = min(p.limits["bolus_hard_ug"], limits.library_entry(p.drug)["bolus_hard_ug"])
             if s["dose_ug"] > hard:
@@ -371,7 +371,7 @@ class Monitor:
             # Nothing readable: factory defaults, halted in the fault state until a clinician
             # looks (docs/persistence.md).
             if p.machine.states[_THERAPY] not in _HALTED_FAULT or \
-                    not p.alarms.is_active(alarms.MEMORY_FAULT):
+                    alarms.MEMORY_FAULT not in p.alarms.active:
                 self._violate("SR-17", "no snapshot restored after commits were made, and the "
                               "pump is %s without the memory-fault alarm"
                               % p.machine.states[_THERAPY])
@@ -382,9 +382,9 @@ class Monitor:
                              "" if corrupt_logged else " and no damage was reported"))
             return
         for key in _COMPARED_AT_BOOT:
-            mine = {"program": p.program, "therapy_on": p.therapy_on, "limits": p.limits,
-                    "patient_bolus": p.patient_bolus_settings, "drug": p.drug,
-                    "low_reservoir_alarm_nl": p.low_reservoir_alarm_nl}[key]
+            mine = {"program": p.therapy.program, "therapy_on": p.therapy.on, "limits": p.limits,
+                    "patient_bolus": p.bolus.settings, "drug": p.drug,
+                    "low_reservoir_alarm_nl": p.reservoir.low_reservoir_alarm_nl}[key]
             if mine != snapshot[key]:
                 self._violate("SR-17", "after boot %s is %r, committed %r"
                               % (key, mine, snapshot[key]))
@@ -401,7 +401,7 @@ class Monitor:
             self._violate("SR-17", "after boot the concentration is %d ug/mL, committed %d"
                           % (p.doser.concentration_ug_per_ml, snapshot["concentration"]))
         for row in snapshot["alarms"]:
-            if not p.alarms.is_active(row[0]):
+            if row[0] not in p.alarms.active:
                 self._violate("SR-17", "after boot the %s alarm is gone" % alarms.NAMES[row[0]])
 
     # -- strokes ----------------------------------------------------------------------------
@@ -430,7 +430,7 @@ class Monitor:
             self._check_halts()
         p = self.host.pump
         est = p.doser.reservoir_nl()
-        if est <= p.low_reservoir_alarm_nl or est < self.stroke_nl:
+        if est <= p.reservoir.low_reservoir_alarm_nl or est < self.stroke_nl:
             self._check_reservoir(p, est)
 
     def _delivered(self):
@@ -459,7 +459,7 @@ class Monitor:
         if state == table.BOLUS:
             ok = True
         elif state in _RUNNING or state == table.RESERVOIR_EMPTY:
-            ok = p.therapy_on or now == self._state_t
+            ok = p.therapy.on or now == self._state_t
             if not ok:
                 self._violate("SR-02", "a stroke in %s with therapy stopped" % state,
                               key="SR-02")
@@ -488,18 +488,18 @@ class Monitor:
         # fill on (a pump never filled holds no drug and cannot deliver).
         if not p.doser.concentration_ug_per_ml:
             return
-        if est <= p.low_reservoir_alarm_nl:
-            if not p.alarms.is_active(alarms.LOW_RESERVOIR):
+        if est <= p.reservoir.low_reservoir_alarm_nl:
+            if alarms.LOW_RESERVOIR not in p.alarms.active:
                 self._violate("SR-10", "estimate %d nL at or below the alarm volume %d nL, no "
-                              "low-reservoir alarm" % (est, p.low_reservoir_alarm_nl),
+                              "low-reservoir alarm" % (est, p.reservoir.low_reservoir_alarm_nl),
                               key="SR-10")
             else:
                 self._ok("SR-10")
         if est < self.stroke_nl:
             state = p.machine.states[_THERAPY]
-            if not p.alarms.is_active(alarms.RESERVOIR_EMPTY) or state in _RUNNING:
+            if alarms.RESERVOIR_EMPTY not in p.alarms.active or state in _RUNNING:
                 self._violate("SR-06", "estimate %d nL, less than a stroke, with therapy %s%s"
-                              % (est, state, "" if p.alarms.is_active(alarms.RESERVOIR_EMPTY)
+                              % (est, state, "" if alarms.RESERVOIR_EMPTY in p.alarms.active
                                  else " and no reservoir-empty alarm"), key="SR-06")
             else:
                 self._ok("SR-06")
@@ -509,15 +509,15 @@ class Monitor:
         state = p.machine.states[_THERAPY]
         if self._stall_pending:
             self._stall_pending = False
-            if not p.alarms.is_active(alarms.MOTOR_STALL) or state not in _HALTED_STALL:
+            if alarms.MOTOR_STALL not in p.alarms.active or state not in _HALTED_STALL:
                 self._violate("SR-07", "a stroke stalled; therapy %s%s" % (
-                    state, "" if p.alarms.is_active(alarms.MOTOR_STALL)
+                    state, "" if alarms.MOTOR_STALL in p.alarms.active
                     else " without the motor-stall alarm"))
         if self._commit_failed:
             self._commit_failed = False
-            if not p.alarms.is_active(alarms.MEMORY_FAULT) or state not in _HALTED_FAULT:
+            if alarms.MEMORY_FAULT not in p.alarms.active or state not in _HALTED_FAULT:
                 self._violate("SR-08", "a commit failed; therapy %s%s" % (
-                    state, "" if p.alarms.is_active(alarms.MEMORY_FAULT)
+                    state, "" if alarms.MEMORY_FAULT in p.alarms.active
                     else " without the memory-fault alarm"))
 
     def check(self):
@@ -545,7 +545,7 @@ class Monitor:
         state = p.machine.states[_THERAPY]
         if state != table.MOTOR_STALL:
             self._stall_strokes = 0
-        if state in (table.INFUSING, table.LOCKOUT) and not p.therapy_on:
+        if state in (table.INFUSING, table.LOCKOUT) and not p.therapy.on:
             self._violate("SR-02", "therapy %s while stopped" % state, key="SR-02state")
         else:
             self._ok("SR-02state")
@@ -555,7 +555,7 @@ class Monitor:
         p = self.host.pump
         est = p.doser.reservoir_nl()
         self._check_reservoir(p, est)
-        if est > p.low_reservoir_alarm_nl:
+        if est > p.reservoir.low_reservoir_alarm_nl:
             self._ok("SR-10")
         if est >= self.stroke_nl:
             self._ok("SR-06")
@@ -563,8 +563,8 @@ class Monitor:
     def check_program(self):
         """SR-14: the program in force is within the hard daily limit."""
         p = self.host.pump
-        if p.program is not None:
-            daily = program_daily_ug(p.program)
+        if p.therapy.program is not None:
+            daily = program_daily_ug(p.therapy.program)
             hard = self._hard_daily_ug(p)
             if daily > hard:
                 self._violate("SR-14", "program of %d ug/day in force, hard limit %d"
@@ -577,14 +577,14 @@ class Monitor:
         halts therapy within one housekeeping period."""
         p = self.host.pump
         now = self._now()
-        if p._battery_state(now) != 2:
+        if p.battery.level(now) != 2:
             self._eos_since = None
             return
         state = p.machine.states[_THERAPY]
         if self._eos_since is None:
             self._eos_since = now
         elif now - self._eos_since > p.model["commit_interval_ms"] and \
-                (state != table.BATTERY_DEPLETED or not p.alarms.is_active(alarms.END_OF_SERVICE)):
+                (state != table.BATTERY_DEPLETED or alarms.END_OF_SERVICE not in p.alarms.active):
             self._violate("SR-09", "end of service for %d min; therapy %s"
                           % ((now - self._eos_since) // _MS_PER_MIN, state), key="SR-09")
 

@@ -154,8 +154,8 @@ class Run(Replay):
         self.programmed_ng += self._programmed_rate * (now - self._programmed_since) * 1000 // MS_PER_DAY
         self._programmed_since = now
         p = self.pump
-        halted_by_stop = not p.therapy_on or p.program is None
-        self._programmed_rate = 0 if halted_by_stop else p.current_basal_ug_per_day
+        halted_by_stop = not p.therapy.on or p.therapy.program is None
+        self._programmed_rate = 0 if halted_by_stop else p.therapy.current_basal_ug_per_day
 
     def _on_booted(self):
         self._track_programmed()
@@ -287,7 +287,7 @@ class Run(Replay):
             "basal_ug_per_day": status["basal_ug_per_day"] if status["therapy_on"] else 0,
             "reservoir_estimate_ul": _milli(status["reservoir_nl"]),
             "reservoir_true_ul": _milli(b.reservoir.volume_nl),
-            "delivered_ug": _milli(p.delivered_ng()),
+            "delivered_ug": _milli(p.reservoir.delivered_ng()),
             "delivered_true_ug": _milli(b.motor.delivered_ng),
             "programmed_ug": _milli(self.programmed_ng),
             "battery_mv": status["battery_mv"],
@@ -315,7 +315,7 @@ class Run(Replay):
         p = self.pump
         cell = self.board.battery
         now = self.board.clock.true_ms
-        left = self.model["battery_capacity_nah"] - p.battery_used_nah()
+        left = self.model["battery_capacity_nah"] - p.battery.used_nah()
         out = {"day": _milli(now // 86400), "years": round(now / _MS_PER_YEAR, 3),
                "time": iso_ms(self.start_wall_ms + now),
                "firmware_remaining_nah": left if left > 0 else 0}
@@ -369,7 +369,7 @@ class Run(Replay):
                             "battery": status["battery"]},
             "active_alarms": status["alarms"],
             "programmed_ug": programmed_ug,
-            "delivered_ug": p.delivered_ng() // 1000,
+            "delivered_ug": p.reservoir.delivered_ng() // 1000,
             "delivered_true_ug": delivered_true_ug,
             "delivered_to_csf_ug": self._csf_ng() // 1000,
             "injected_to_csf_ug": self.injected_csf_ng // 1000,     # of it, bypassing the pump

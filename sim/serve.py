@@ -238,8 +238,8 @@ class Serve:
 
     def shutdown(self):
         pump = self.pump
-        pump._dirty = True
-        pump._commit()
+        pump.dirty = True
+        pump.commit()
         try:
             if self.link is not None:
                 self.link.close()

@@ -12,9 +12,9 @@ builds the same rows into one `transitions` machine per region, and
   ``model_factory``, it behaves like the firmware's interpreter region by region.
 
 Row semantics carried into the transitions machine (``send_event=True``):
-  guard   ``conditions=[_Guard(name)]``: calls ``model.<name>(arg)``
-  action  ``before=[_Action(name)]``: calls ``model.<name>(arg)``; a truthy result (a reason
-          code) raises Refused before the state changes, as the firmware refuses
+  guard   ``conditions=[_Guard(name)]``: calls ``model.<part>.<method>(arg)`` for "part.method"
+  action  ``before=[_Action(name)]``: calls ``model.<part>.<method>(arg)``; a truthy result (a
+          reason code) raises Refused before the state changes, as the firmware refuses
   !reason ``before=[_Refuse(code)]``: raises Refused(code)
 """
 
@@ -25,7 +25,7 @@ import sys
 from transitions import Machine
 from transitions.extensions import GraphMachine
 
-from firmware.table import REGIONS, expand
+from firmware.table import REGIONS, bound, expand
 from protocol import reasons
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,24 +40,25 @@ class Refused(Exception):
 
 
 class _Guard(object):
-    # A condition that asks the model: model.<name>(arg) -> bool.
+    # A condition that asks the model: model.<part>.<method>(arg) -> bool.
     def __init__(self, name):
         self.name = self.__name__ = name
 
     def __call__(self, event):
-        return bool(getattr(event.model, self.name)(*event.args))
+        return bool(bound(event.model, self.name)(*event.args))
 
     def __repr__(self):
         return "_Guard(%r)" % self.name
 
 
 class _Action(object):
-    # A `before` callback: model.<name>(arg) returns None (accepted) or a reason code (refused).
+    # A `before` callback: model.<part>.<method>(arg) returns None (accepted) or a reason code
+    # (refused).
     def __init__(self, name):
         self.name = self.__name__ = name
 
     def __call__(self, event):
-        result = getattr(event.model, self.name)(*event.args)
+        result = bound(event.model, self.name)(*event.args)
         if result:
             raise Refused(result)
 
@@ -237,6 +238,12 @@ def render_markdown(regions=REGIONS):
         "outcome: a state change, an action without a state change, a refusal, or an explicit "
         "ignore. The diagrams show state changes as `trigger [guard]`; the tables under each "
         "list the rest." % len(regions),
+        "",
+        "Guards and actions are named `part.method`: the method of the pump's part in "
+        "`firmware/<part>.py` (`therapy`: the program, basal rate, start and stop, critical "
+        "halts; `bolus`: every way a bolus starts or stops, and the lockout; `reservoir`: "
+        "refill and the low-reservoir alarm; `battery`: the elective replacement indicator). "
+        "`firmware/pump.py` coordinates them: boot, the request API, commit.",
     ]
     for region, states, initial, rows in regions:
         machine = machines[region]

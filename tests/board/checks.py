@@ -267,8 +267,8 @@ def check_storage_file_is_presized_and_survives_reboot():
     pump = Pump(board, wall_ms=0)
     assert pump.boot() is True
     assert pump.boot_count == 2
-    assert pump.program == {"mode": "continuous", "basal_ug_per_day": 500}
-    assert pump.low_reservoir_alarm_nl == 3000000
+    assert pump.therapy.program == {"mode": "continuous", "basal_ug_per_day": 500}
+    assert pump.reservoir.low_reservoir_alarm_nl == 3000000
     assert pump.state() == "infusing"
     assert pump.wall_ms() >= WALL_MS                # the calendar continues from the commit
     assert os.stat(path("pump.dat"))[6] == 16384
@@ -307,7 +307,7 @@ def check_storage_atomic_commit_across_a_power_cut():
         board, t = new_board(storage_size=16384, fresh=False)
         pump = Pump(board, wall_ms=0)
         assert pump.boot() is True
-        assert pump.low_reservoir_alarm_nl == 3000000, cut_after
+        assert pump.reservoir.low_reservoir_alarm_nl == 3000000, cut_after
         board.close()
 
 

@@ -9,7 +9,7 @@ from firmware.machine import OK, Machine
 from protocol import reasons
 
 
-class Context(object):
+class Part(object):
     def __init__(self, **guards):
         self.calls = []
         self.guards = guards
@@ -21,15 +21,22 @@ class Context(object):
         self.calls.append(arg)
 
 
+class Context(object):
+    # The table names "part.method": here one part, p.
+    def __init__(self, **guards):
+        self.p = Part(**guards)
+        self.calls = self.p.calls
+
+
 def region(rows, states=("a", "b")):
     return (("r", states, states[0], rows),)
 
 
 def test_a_name_the_context_lacks_is_an_error_at_construction():
-    with pytest.raises(FirmwareError, match="names 'missing'"):
-        Machine(Context(), regions=region((("a", "go", "b", "missing", None),)))
-    with pytest.raises(FirmwareError, match="names 'nope'"):
-        Machine(Context(), regions=region((("a", "go", "b", None, "nope"),)))
+    with pytest.raises(FirmwareError, match="names 'p.missing'"):
+        Machine(Context(), regions=region((("a", "go", "b", "p.missing", None),)))
+    with pytest.raises(FirmwareError, match="names 'p.nope'"):
+        Machine(Context(), regions=region((("a", "go", "b", None, "p.nope"),)))
 
 
 def test_an_unknown_refusal_reason_is_an_error_at_construction():
@@ -38,20 +45,20 @@ def test_an_unknown_refusal_reason_is_an_error_at_construction():
 
 
 def test_a_state_without_a_row_for_a_known_trigger_is_an_error():
-    m = Machine(Context(), regions=region((("a", "go", "b", None, "act"),)))
-    assert m.dispatch("go", 1) == OK and m.state("r") == "b"
+    m = Machine(Context(), regions=region((("a", "go", "b", None, "p.act"),)))
+    assert m.dispatch("go", 1) == OK and m.states["r"] == "b"
     with pytest.raises(FirmwareError, match=r"no row for \(r, b, go\)"):
         m.dispatch("go")
 
 
 def test_every_guard_failing_is_an_error():
-    m = Machine(Context(ok=False), regions=region((("a", "go", "b", "ok", "act"),)))
+    m = Machine(Context(ok=False), regions=region((("a", "go", "b", "p.ok", "p.act"),)))
     with pytest.raises(FirmwareError, match="every guard failed"):
         m.dispatch("go")
 
 
 def test_rows_with_tuples_of_sources_and_triggers_and_refusals():
-    rows = ((("a", "b"), ("go", "run"), None, None, "act"),
+    rows = ((("a", "b"), ("go", "run"), None, None, "p.act"),
             ("a", "stop", None, None, "!therapy_halted"))
     context = Context()
     m = Machine(context, regions=region(rows))

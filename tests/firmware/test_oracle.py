@@ -68,13 +68,25 @@ class Script(object):
         return self.results.get(name)
 
 
+def _put(obj, name, method):
+    # Table names are "part.method" (firmware/table.py): the method goes on obj's part.
+    part, method_name = name.split(".")
+    if not hasattr(obj, part):
+        setattr(obj, part, Part())
+    setattr(getattr(obj, part), method_name, method)
+
+
 def _scripted(obj, script, guards, actions):
     # Give obj a method per guard and action name, answering from the script.
     for name in guards:
-        setattr(obj, name, (lambda n: lambda arg: script.guard(n, arg))(name))
+        _put(obj, name, (lambda n: lambda arg: script.guard(n, arg))(name))
     for name in actions:
-        setattr(obj, name, (lambda n: lambda arg: script.action(n, arg))(name))
+        _put(obj, name, (lambda n: lambda arg: script.action(n, arg))(name))
     return obj
+
+
+class Part(object):
+    pass
 
 
 class Context(object):
@@ -182,8 +194,8 @@ def _random_regions(rng):
     # hides the event from later ones), each total: every (state, trigger of its alphabet) has
     # 1-3 rows, the last unguarded.  dest may be None (internal) or the source itself.
     pool = ["t%d" % i for i in range(5)]
-    guards = ["g%d" % i for i in range(4)]
-    actions = ["a%d" % i for i in range(4)]
+    guards = ["part%d.g%d" % (i % 2, i) for i in range(4)]
+    actions = ["part%d.a%d" % (i % 2, i) for i in range(4)]
     refusals = ["!no_program", "!busy", "!therapy_halted"]
     regions = []
     for r in range(rng.randint(1, 3)):

@@ -5,7 +5,7 @@ log or a snapshot goes in a defined order (alarm code, key name), so the event t
 on both interpreters (tests/mp/test_golden.py).
 """
 
-from firmware import alarms, eventlog
+from firmware import alarms, eventlog, snapshot
 from firmware.pump import Pump
 from hal.sim import SimBoard
 from protocol import reasons
@@ -39,15 +39,15 @@ def test_snapshot_lists_alarms_in_code_order_and_restores_them():
     pump, _ = make_pump()
     for alarm in (alarms.END_OF_SERVICE, alarms.ELECTIVE_REPLACEMENT, alarms.LOW_RESERVOIR):
         pump.alarms.raise_alarm(alarm)
-    snapshot = pump._snapshot()
-    assert [entry[0] for entry in snapshot["alarms"]] == [
+    saved = snapshot.take(pump)
+    assert [entry[0] for entry in saved["alarms"]] == [
         alarms.LOW_RESERVOIR, alarms.ELECTIVE_REPLACEMENT, alarms.END_OF_SERVICE]
-    pump._dirty = True
-    pump._commit()
+    pump.dirty = True
+    pump.commit()
     again = Pump(pump.board)
     again.boot()
     assert sorted(again.alarms.active) == sorted(pump.alarms.active)
-    assert again._snapshot()["alarms"] == pump._snapshot()["alarms"]
+    assert snapshot.take(again)["alarms"] == snapshot.take(pump)["alarms"]
 
 
 def test_set_limits_names_the_first_unknown_key_in_sorted_order():

@@ -88,14 +88,14 @@ def test_flex_schedule_follows_weekday_and_time_of_day():
     pump, board, events = make_pump(concentration=500, wall_ms=monday_0000)
     assert pump.program_flex(steps) == reasons.OK
     pump.sched.run_until(6 * HOUR)
-    assert pump.current_basal_ug_per_day == night
+    assert pump.therapy.current_basal_ug_per_day == night
     pump.sched.run_until(7 * HOUR + 1)
-    assert pump.current_basal_ug_per_day == day
+    assert pump.therapy.current_basal_ug_per_day == day
     pump.sched.run_until(5 * MS_PER_DAY + 12 * HOUR)      # Saturday noon
-    assert pump.current_basal_ug_per_day == night
+    assert pump.therapy.current_basal_ug_per_day == night
     week_ug = 5 * (night * 9 + day * 15) // 24 + 2 * night
     pump.sched.run_until(7 * MS_PER_DAY)
-    delivered_ug = pump.delivered_ng() // 1000
+    delivered_ug = pump.reservoir.delivered_ng() // 1000
     assert abs(delivered_ug - week_ug) <= 1
 
 
@@ -149,7 +149,7 @@ def test_patient_bolus_settings_out_of_range(field, args):
     pump, _, _ = make_pump()
     assert pump.set_patient_bolus(*args) == reasons.OUT_OF_RANGE
     assert pump.refusal[1] == field
-    assert pump.patient_bolus_settings is None
+    assert pump.bolus.settings is None
 
 
 def test_clinician_bolus_during_lockout_returns_to_lockout():
@@ -172,7 +172,7 @@ def test_source_article_weight_based_rate_is_refused_by_the_hard_limit():
     pump, _, events = make_pump(basal=400)
     assert pump.program_continuous(50400) == reasons.OVER_HARD_LIMIT
     assert pump.refusal == (reasons.OVER_HARD_LIMIT, "daily_dose_ug", 50400, 0, 2000)
-    assert pump.program["basal_ug_per_day"] == 400          # nothing changed
+    assert pump.therapy.program["basal_ug_per_day"] == 400          # nothing changed
     assert pump.program_continuous(50400, confirm=True) == reasons.OVER_HARD_LIMIT
     assert names(events, "refused")[-1][2][0] == reasons.OVER_HARD_LIMIT
 
@@ -400,7 +400,7 @@ def test_a_corrupted_slot_falls_back_to_the_other():
     board.storage.mem[start + 12] ^= 0xFF          # inside the newest slot's payload
     reborn = Pump(board)
     assert reborn.boot() is True
-    assert reborn.program["basal_ug_per_day"] in (450, 500)
+    assert reborn.therapy.program["basal_ug_per_day"] in (450, 500)
 
 
 def test_blank_storage_boots_factory_defaults():
@@ -446,14 +446,14 @@ def test_standing_current_does_not_depend_on_the_commit_interval():
     often, _, _ = make_pump(concentration=2000, commit_interval_ms=10 * MIN)
     hourly.sched.run_until(MS_PER_DAY)
     often.sched.run_until(MS_PER_DAY)
-    assert hourly.battery_used_nah() == often.battery_used_nah() == 24 * 20000
+    assert hourly.battery.used_nah() == often.battery.used_nah() == 24 * 20000
 
 
 def test_days_to_replacement_follows_the_daily_use():
     pump, board, _ = make_pump(concentration=2000)
     m = pump.model
-    idle_days = pump.days_to_replacement()
-    left = m["battery_capacity_nah"] - pump.battery_used_nah() - m["eri_remaining_nah"]
+    idle_days = pump.battery.days_to_replacement()
+    left = m["battery_capacity_nah"] - pump.battery.used_nah() - m["eri_remaining_nah"]
     assert idle_days == left // (m["quiescent_na"] * 24)
     assert pump.program_continuous(500) == reasons.OK       # 250 strokes a day
-    assert pump.days_to_replacement() == left // (m["quiescent_na"] * 24 + 250 * m["stroke_charge_nah"])
+    assert pump.battery.days_to_replacement() == left // (m["quiescent_na"] * 24 + 250 * m["stroke_charge_nah"])

@@ -420,8 +420,11 @@ CLOCKS = {
 
 def test_the_fast_path_is_used_only_for_a_direct_clock():
     assert VirtualClock().direct and not VirtualClock(WRAP_BITS).direct
-    assert Scheduler(VirtualClock()).run_until.__name__ == "_run_until_direct"
-    assert Scheduler(VirtualClock(WRAP_BITS)).run_until.__name__ == "run_until"
+    from firmware.scheduler_direct import Direct
+    fast = Scheduler(VirtualClock())
+    assert isinstance(fast.run_until.__self__, Direct) and isinstance(fast.after.__self__, Direct)
+    slow = Scheduler(VirtualClock(WRAP_BITS))
+    assert slow.run_until.__self__ is slow and slow.after.__self__ is slow
 
 
 def test_a_real_clock_that_wakes_early_still_runs_everything_in_order_and_never_early():

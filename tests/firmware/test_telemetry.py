@@ -151,7 +151,7 @@ def test_clinician_session_programs_and_shows_old_and_new(client, pump):
     assert status == 0 and reply["old_daily_ug"] == 0 and reply["new_daily_ug"] == 400
     status, reply = client.call(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 440, "confirm": False})
     assert (reply["old_daily_ug"], reply["new_daily_ug"]) == (400, 440)
-    assert pump.program == {"mode": "continuous", "basal_ug_per_day": 440}
+    assert pump.therapy.program == {"mode": "continuous", "basal_ug_per_day": 440}
     status, info = client.call(C.INTERROGATE)
     assert status == 0
     assert info["therapy"] == "infusing" and info["basal_ug_per_day"] == 440
@@ -164,7 +164,7 @@ def test_limits_refused_with_field_and_range(client, pump):
     detail = nak(client.call(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 50000, "confirm": True}),
                  reasons.OVER_HARD_LIMIT)
     assert detail["field"] == "daily_dose_ug" and detail["value"] == 50000 and detail["hi"] == 2000
-    assert pump.program is None                             # refused: nothing changed
+    assert pump.therapy.program is None                             # refused: nothing changed
     detail = nak(client.call(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 900, "confirm": False}),
                  reasons.SOFT_LIMIT_NEEDS_CONFIRM)
     assert detail["field"] == "daily_dose_ug" and detail["hi"] == 800
@@ -208,7 +208,7 @@ def test_patient_role_may_only_interrogate_bolus_and_silence(client, tel, pump):
     status, reply = client.call(C.PATIENT_BOLUS)
     assert status == 0 and reply["dose_ug"] == 25
     assert client.call(C.SILENCE_ALARMS, {"minutes": 60})[0] == 0
-    assert pump.program["basal_ug_per_day"] == 400
+    assert pump.therapy.program["basal_ug_per_day"] == 400
 
 
 def test_a_patient_cannot_cut_into_a_clinician_session(tel, pump):
@@ -244,7 +244,7 @@ def test_tampered_frames_fail_their_mac_and_old_frames_are_replays(client, tel, 
     # The captured first frame, replayed later, is refused and changes nothing.
     detail = nak(client.response(C.PROGRAM_CONTINUOUS, client.exchange(first)), reasons.REPLAY)
     assert detail["field"] == "counter"
-    assert pump.program["basal_ug_per_day"] == 420
+    assert pump.therapy.program["basal_ug_per_day"] == 420
     # A frame of an earlier session fails its MAC in the next one.
     client.login()
     nak(client.response(C.PROGRAM_CONTINUOUS, client.exchange(first)), reasons.BAD_MAC)

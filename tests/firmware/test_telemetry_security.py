@@ -30,15 +30,15 @@ def test_unauthenticated_opens_and_wrong_proofs_cost_no_session_charge(pump):
     # Finding 1: every accepted SESSION_OPEN charged a whole session (50,000 nAh): about 30,000
     # frames ran the cell to end of service.
     tel = Telemetry(pump, None, KEYS)
-    before = pump.battery_used_nah()
+    before = pump.battery.used_nah()
     for i in range(3000):
         status, opened = attacker_open(tel, seq=i & 0xFF)
         assert status == 0
         nak(attacker_auth(tel, opened["session_id"]), reasons.BAD_MAC)
-    assert pump.battery_used_nah() == before
+    assert pump.battery.used_nah() == before
     client = Client(tel)
     assert client.login()[0] == 0                   # a real session is charged, once
-    assert pump.battery_used_nah() == before + pump.model["telemetry_session_nah"]
+    assert pump.battery.used_nah() == before + pump.model["telemetry_session_nah"]
 
 
 def test_wrong_proofs_never_keep_the_clinician_out(pump):

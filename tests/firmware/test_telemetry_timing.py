@@ -48,7 +48,7 @@ def test_a_stalled_frame_start_does_not_freeze_the_link(pump):
 def test_a_program_stuck_behind_a_false_start_is_never_run(pump):
     tel, client, pair = setup(pump, baud=9600)
     assert client.login()[0] == 0
-    before = pump.program
+    before = pump.therapy.program
     request = client.request(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 300, "confirm": True})
     pair.programmer_end.write(STALL + request)
     tel.poll()
@@ -58,7 +58,7 @@ def test_a_program_stuck_behind_a_false_start_is_never_run(pump):
         tel.poll()
     pair.programmer_end.write(b"\x00" * 1040)        # the stall "clears"
     tel.poll()
-    assert pump.program == before                    # the old decoder ran it here
+    assert pump.therapy.program == before                    # the old decoder ran it here
     assert tel._decoder.timeouts >= 1
 
 

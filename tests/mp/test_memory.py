@@ -46,7 +46,7 @@ def test_thirty_days_of_therapy_do_not_grow_the_heap(mp):
     day1 = measure(mp, "_keep.r.run_to(86400000)")
     day30 = measure(mp, "_keep.r.run_to(30 * 86400000)")
     pump = mp.run("import _keep\np = _keep.r.pump\n"
-                  "print(p.log.next_seq, len(p.patient_bolus_times), len(p.dose_history), "
+                  "print(p.log.next_seq, len(p.bolus.patient_bolus_times), len(p.therapy.dose_history), "
                   "p.sched.pending())").split()
     assert int(pump[0]) > 200          # the log grew on storage, not in RAM
     assert int(pump[1]) <= 4 and int(pump[2]) <= 16 and int(pump[3]) < 10

@@ -59,11 +59,13 @@ def walk(v, where, depth):
             walk(v[k], where + '.' + str(k), depth + 1)
 p = r.pump
 for name, obj in (('pump', p), ('doser', p.doser), ('alarms', p.alarms), ('sched', p.sched),
-                  ('persist', p.persist), ('log', p.log)):
+                  ('persist', p.persist), ('log', p.log), ('therapy', p.therapy),
+                  ('bolus', p.bolus), ('reservoir', p.reservoir), ('battery', p.battery)):
     for k in dir(obj):
         if not k.startswith('__'):
             walk(getattr(obj, k), name + '.' + k, 0)
-walk(p._snapshot(), 'snapshot', 0)
+from firmware import snapshot
+walk(snapshot.take(p), 'snapshot', 0)
 walk(p.status(), 'status', 0)
 print('floats', bad)
 print('strokes', p.doser.strokes)

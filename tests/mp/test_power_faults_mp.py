@@ -1,7 +1,7 @@
 """Storage and supply faults replay the same on MicroPython 1.27 as on CPython: bit flips (and
 the firmware's damaged-storage boot: older slot, factory + memory fault), a brown-out, power cuts
 mid-commit and mid-log-record.  No shipped scenario has all of them, so the golden traces alone
-would not prove the new paths of sim/replay.py, firmware/persist.py and firmware/pump.py
+would not prove the new paths of sim/replay.py, firmware/persist.py and firmware/snapshot.py
 portable."""
 
 import importlib.util

@@ -1,4 +1,5 @@
 # Command codecs: every command round-trips, hand-checked byte vectors, sizes, NAKs, errors.
+import os
 import struct
 
 import pytest
@@ -113,9 +114,8 @@ def test_every_command_has_a_sample():
 
 def test_state_lists_match_the_firmware():
     from firmware import alarms
-    from firmware.pump import state_names
+    from firmware.table import STATES as states
 
-    regions, states, _ = state_names()
     assert list(C.THERAPY_STATES) == states["therapy"]
     assert list(C.RESERVOIR_STATES) == states["reservoir"]
     assert list(C.BATTERY_STATES) == states["battery"]
@@ -497,3 +497,23 @@ def test_decoding_random_bodies_only_raises_protocol_error(code, body):
             fn(code, body)
         except ProtocolError as e:
             assert e.reason in (reasons.BAD_LENGTH, reasons.OUT_OF_RANGE)
+
+
+def test_the_programmers_half_restates_the_response_kinds():
+    # protocol/commands_host.py decodes the value kinds only responses carry; MicroPython drops
+    # commands.py's _-named consts, so the host module restates them: the same numbers.
+    from protocol import commands_host as H
+    assert (H.TEXT_KIND, H.VERSION_KIND, H.ENUM_KIND, H.BITS_KIND) == (
+        C._TEXT, C._VERSION, C._ENUM, C._BITS)
+
+
+def test_the_programmers_half_loads_first_too():
+    # Imported before protocol.commands, it still hands its functions to commands.
+    import subprocess
+    import sys
+    out = subprocess.run(
+        [sys.executable, "-c", "import protocol.commands_host\nfrom protocol import commands\n"
+         "print(commands.by_name('stop'), len(commands.encode_request(commands.STOP)))"],
+        capture_output=True, text=True, timeout=60,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.split() == [str(C.STOP), "0"], out.stderr

@@ -67,7 +67,7 @@ class Watch:
             m = r.model
             self.alarms[args[0]] = {
                 "t_ms": r.board.clock.true_ms,
-                "count_left_nah": m["battery_capacity_nah"] - r.pump.battery_used_nah(),
+                "count_left_nah": m["battery_capacity_nah"] - r.pump.battery.used_nah(),
                 "loaded_mv": r.board.battery.loaded_mv(),
                 "rest_mv": r.board.battery.rest_mv(),
                 "depth_ppm": r.board.battery.depth_ppm(),
@@ -251,7 +251,7 @@ def test_requests_and_read_outs_are_telemetry_sessions_counted_by_both():
     nominal = MODEL["telemetry_session_nah"]
     assert cell.used_nah == strokes * MODEL["stroke_charge_nah"] + 50 * nominal
     quiescent = 2 * 24 * MODEL["quiescent_na"]
-    assert r.pump.battery_used_nah() == cell.used_nah + quiescent
+    assert r.pump.battery.used_nah() == cell.used_nah + quiescent
     # A session the firmware opens itself (firmware/telemetry.py over a link) reaches the cell
     # through the same wrapper, also after a reboot.
     r._reboot("test")
@@ -263,7 +263,7 @@ def test_without_the_cell_requests_cost_no_session():
     cfg = config(days=1, timeline=[{"t_ms": MS_PER_HOUR, "action": "stop"}])
     r = Replay(cfg)
     r.run()
-    assert r.pump.battery_used_nah() == (r.board.motor.strokes * MODEL["stroke_charge_nah"]
+    assert r.pump.battery.used_nah() == (r.board.motor.strokes * MODEL["stroke_charge_nah"]
                                          + 24 * MODEL["quiescent_na"])
 
 

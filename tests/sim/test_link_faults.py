@@ -55,7 +55,7 @@ BOLUS_50 = {"action": "clinician_bolus", "dose_ug": 50, "duration_ms": 1800000}
 def test_a_clean_session_programs_the_pump_through_the_link_in_virtual_time():
     run, link, events = at_visit()
     assert link.perform(PROGRAM_450) == 0
-    assert run.pump.program == {"mode": "continuous", "basal_ug_per_day": 450}
+    assert run.pump.therapy.program == {"mode": "continuous", "basal_ug_per_day": 450}
     session = sims(events, "programmer_session")[-1]
     assert session["outcome"] == "ok" and session["resends"] == 0
     assert session["result"] == {"old_daily_ug": 400, "new_daily_ug": 450}
@@ -141,12 +141,12 @@ def test_a_lost_auth_answer_is_answered_again_from_the_cache():
     session = sims(events, "programmer_session")[-1]
     assert session["outcome"] == "ok" and session["resends"] == 1
     assert [e["result"] for e in pumps(events, "auth")] == ["ok"]      # authenticated once
-    assert run.pump.program["basal_ug_per_day"] == 450
+    assert run.pump.therapy.program["basal_ug_per_day"] == 450
 
 
 def test_nothing_reaching_the_pump_fails_the_session_and_leaves_the_pump_unchanged():
     run, link, events = at_visit()
-    before = (dict(run.pump.program), run.pump.log.next_seq, run.pump.doser.reservoir_nl())
+    before = (dict(run.pump.therapy.program), run.pump.log.next_seq, run.pump.doser.reservoir_nl())
     link.programmer_side.drop(SEND, probability=1.0)
     assert link.perform(BOLUS_50) is None
     session = sims(events, "programmer_session")[-1]
@@ -154,7 +154,7 @@ def test_nothing_reaching_the_pump_fails_the_session_and_leaves_the_pump_unchang
     assert "no answer from the pump to SESSION_OPEN after 4 tries" in session["clinician_sees"]
     assert session["resends"] == 9 and session["duration_ms"] == 12000     # 3 x 4 tries of 1 s
     assert len(sims(events, "programmer_reconnect")) == 2
-    assert before == (run.pump.program, run.pump.log.next_seq, run.pump.doser.reservoir_nl())
+    assert before == (run.pump.therapy.program, run.pump.log.next_seq, run.pump.doser.reservoir_nl())
     assert not pumps(events, "bolus_start")
 
 
@@ -178,7 +178,7 @@ def test_answers_lost_after_the_command_ran_are_a_link_failure_the_pump_did_run_
     assert session["pump_ran"] == ["PROGRAM_CONTINUOUS"]
     assert len(sims(events, "pump_cached_answer")) == 3
     assert sims(events, "programmer_gave_up")[0]["tries"] == 4
-    assert run.pump.program["basal_ug_per_day"] == 450
+    assert run.pump.therapy.program["basal_ug_per_day"] == 450
 
 
 def test_a_refused_command_over_the_link_is_a_request_refused_record():

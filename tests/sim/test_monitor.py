@@ -8,8 +8,11 @@ import json
 
 import pytest
 
-from firmware import pump as pump_module
+from firmware import snapshot, therapy
+from firmware.bolus import Boluses
 from firmware.pump import Pump
+from firmware.reservoir import Reservoir
+from firmware.therapy import Therapy
 from sim.monitor import REQUIREMENTS, flex_rate_ug_per_day, program_daily_ug
 from sim.runner import Run
 from simtest import MS_PER_HOUR, base_config, run, run_shipped
@@ -51,50 +54,50 @@ def test_the_monitor_never_changes_the_run():
 
 
 def _sabotage_no_stall_alarm(mp):
-    mp.setattr(Pump, "halt_motor_stall", lambda self, arg: self._end_bolus(False))
+    mp.setattr(Therapy, "halt_motor_stall", lambda self, arg: self.pump.bolus.cut())
 
 
 def _sabotage_double_basal(mp):
-    mp.setattr(pump_module, "UG_RATE_Q", 2 * pump_module.UG_RATE_Q)
+    mp.setattr(therapy, "UG_RATE_Q", 2 * therapy.UG_RATE_Q)
 
 
 def _sabotage_no_low_alarm(mp):
-    mp.setattr(Pump, "raise_low_reservoir", lambda self, arg: None)
+    mp.setattr(Reservoir, "raise_low_reservoir", lambda self, arg: None)
 
 
 def _sabotage_log_restarts(mp):
-    snapshot = Pump._snapshot
+    take = snapshot.take
 
-    def without_log_seq(self):
-        s = snapshot(self)
+    def without_log_seq(pump):
+        s = take(pump)
         del s["log_seq"]
         return s
     mp.setattr(Pump, "_log_next_seq", lambda self: 1)
-    mp.setattr(Pump, "_snapshot", without_log_seq)
+    mp.setattr(snapshot, "take", without_log_seq)
 
 
 def _sabotage_no_lockout(mp):
-    mp.setattr(Pump, "lockout_running", lambda self, arg: False)
-    mp.setattr(Pump, "_patient_bolus_refusal", lambda self: 0)
+    mp.setattr(Boluses, "lockout_running", lambda self, arg: False)
+    mp.setattr(Boluses, "_patient_bolus_refusal", lambda self: 0)
 
 
 def _sabotage_stop_keeps_basal(mp):
-    mp.setattr(Pump, "stop_therapy", lambda self, arg: None)
-    mp.setattr(pump_module, "_DELIVERY_STATES", pump_module._DELIVERY_STATES + ("idle",))
+    mp.setattr(Therapy, "stop", lambda self, arg: None)
+    mp.setattr(therapy, "_DELIVERY_STATES", therapy._DELIVERY_STATES + ("idle",))
 
 
 def _sabotage_boot_forgets_program(mp):
-    restore = Pump._restore
+    restore = snapshot.restore
 
-    def forgetful(self, s):
-        out = restore(self, s)
-        self.program = None
+    def forgetful(pump, s):
+        out = restore(pump, s)
+        pump.therapy.program = None
         return out
-    mp.setattr(Pump, "_restore", forgetful)
+    mp.setattr(snapshot, "restore", forgetful)
 
 
 def _sabotage_no_hard_limit(mp):
-    mp.setattr(pump_module.limits, "check_daily", lambda *args: None)
+    mp.setattr(therapy.limits, "check_daily", lambda *args: None)
 
 
 MUTANTS = [

@@ -67,7 +67,7 @@ def test_a_flipped_newest_snapshot_restores_the_older_one_and_says_what_was_lost
     assert [(rel(e), e["slots"], e["log_records"]) for e in corrupt] == [(at(1, 2, 10), 1, 0)]
     assert corrupt[0]["damaged_seq"] == corrupt[0]["restored_seq"] + 1   # the newest was lost
     assert corrupt[0]["seq"] == boot["seq"] + 1
-    assert r.pump.program == {"mode": "continuous", "basal_ug_per_day": 400}
+    assert r.pump.therapy.program == {"mode": "continuous", "basal_ug_per_day": 400}
     assert pump_events(events, "program", at(1, 2))[0]["daily_ug"] == 440
     # Delivery goes on (a consistent older state: no alarm, no halt).  The older snapshot is
     # the 10:00 hourly commit: the 10 minutes since are assumed given (with a damaged slot the
@@ -105,7 +105,7 @@ def test_both_slots_damaged_boots_factory_in_the_fault_state_with_memory_fault()
     assert (state["from"], state["to"]) == ("idle", "fault")
     assert summary["final_state"]["therapy"] == "fault"
     assert summary["active_alarms"] == ["memory_fault"]
-    assert r.pump.program is None and r.pump.boot_count == 1
+    assert r.pump.therapy.program is None and r.pump.boot_count == 1
     later = [x for x in rows if rel(x) > reset]
     assert {x["therapy"] for x in later} == {"fault"}
     assert len({x["delivered_true_ug"] for x in later}) == 1          # nothing delivered
@@ -185,7 +185,7 @@ def test_a_cut_midway_through_a_log_record_loses_that_request_and_the_torn_recor
     boot = pump_events(events, "boot", change)[0]
     assert boot["restored"] is True
     assert seqs(events) == list(range(1, len(seqs(events)) + 1))
-    assert r.pump.program["basal_ug_per_day"] == 400
+    assert r.pump.therapy.program["basal_ug_per_day"] == 400
 
 
 def test_power_loss_now_is_the_default():
@@ -235,7 +235,7 @@ def test_a_cut_at_every_byte_of_a_commit_boots_the_old_state_never_a_crash():
         after = Pump(board, wall_ms=MONDAY_0800 + now)
         assert after.boot() is True
         assert after.persist.corrupt == [] and after.persist.log_corrupt == 0
-        assert after.program["basal_ug_per_day"] == (400 if cut else 440), k
+        assert after.therapy.program["basal_ug_per_day"] == (400 if cut else 440), k
         assert after.state() == table.INFUSING and not after.alarms.active
 
 
@@ -256,7 +256,7 @@ def test_a_cut_at_every_byte_of_a_log_record_keeps_the_log_readable():
         after = Pump(board, wall_ms=MONDAY_0800 + now)
         after.boot()
         assert after.persist.log_corrupt == 0 and after.persist.corrupt == []
-        assert after.program["basal_ug_per_day"] == (400 if cut else 440)
+        assert after.therapy.program["basal_ug_per_day"] == (400 if cut else 440)
         # The boot's record follows the last whole one, with no gap: a torn record was never
         # committed (nor reported), so its seq is the boot's.
         records = after.persist.log_read(before - 3, 10)
@@ -289,10 +289,10 @@ def test_bit_flips_anywhere_never_crash_a_boot():
             assert eventlog.STORAGE_CORRUPT in codes
         if pump.state() == table.FAULT:
             # Both slots lost: factory state, memory fault, nothing delivered.
-            assert pump.program is None and alarms.MEMORY_FAULT in pump.alarms.active
+            assert pump.therapy.program is None and alarms.MEMORY_FAULT in pump.alarms.active
             outcomes.add("fault")
         else:
-            assert pump.program == {"mode": "continuous", "basal_ug_per_day": 400}, seed
+            assert pump.therapy.program == {"mode": "continuous", "basal_ug_per_day": 400}, seed
             assert pump.state() == table.INFUSING and not pump.alarms.active
             outcomes.add("restored")
         # And it keeps running: a day of strokes, commits and a reboot.
@@ -311,7 +311,7 @@ def test_a_snapshot_that_passes_its_crc_but_not_the_pumps_check_is_refused():
     Persist(board.storage, slot_size=pump.model["storage_slot_bytes"]).commit(
         {"v": 1, "states": "garbage", "program": {"mode": "flex", "steps": [[]]}})
     board2, pump2, logged = boot_pump(bytes(board.storage.mem), now)
-    assert pump2.program == {"mode": "continuous", "basal_ug_per_day": 400}
+    assert pump2.therapy.program == {"mode": "continuous", "basal_ug_per_day": 400}
     assert [code for _, _, code, _ in logged].count(eventlog.STORAGE_CORRUPT) == 1
     assert len(pump2.persist.corrupt) == 1 and pump2.state() == table.INFUSING
 
@@ -346,7 +346,7 @@ def test_a_brown_out_stops_everything_then_boots_and_logs_the_outage():
     # Therapy resumes as programmed, with no catch-up: over three days the patient got three
     # days' dose less the five hours.
     assert summary["final_state"]["therapy"] == "infusing" and not summary["active_alarms"]
-    assert r.pump.program["basal_ug_per_day"] == 400
+    assert r.pump.therapy.program["basal_ug_per_day"] == 400
     expected_ug = 400 * (3 * 24 - hours) // 24
     assert abs(summary["delivered_true_ug"] - expected_ug) <= 1
     assert summary["delivered_to_csf_ug"] == summary["delivered_true_ug"]

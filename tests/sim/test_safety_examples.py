@@ -49,7 +49,7 @@ def test_no_patient_bolus_after_stop_during_a_lockout_and_a_clinician_bolus():
     assert [rel(e) for e in starts] == [MS_PER_HOUR]
     refused = [e["reason"] for e in pump_events(events, "refused", after=4 * MS_PER_HOUR)]
     assert refused == ["therapy_stopped", "therapy_stopped"]
-    assert r.pump.state() == "idle" and not r.pump.therapy_on
+    assert r.pump.state() == "idle" and not r.pump.therapy.on
     assert violations(summary) == []
 
 

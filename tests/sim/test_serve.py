@@ -35,7 +35,7 @@ def test_a_programmer_programs_a_served_pump_and_stop_commits(tmp_path):
     from firmware.pump import Pump
     again = Pump(serve.run_.board)
     assert again.boot() is True
-    assert again.program == {"mode": "continuous", "basal_ug_per_day": 400}
+    assert again.therapy.program == {"mode": "continuous", "basal_ug_per_day": 400}
     pair.close()
 
 

@@ -68,7 +68,7 @@ def test_a_lost_request_is_also_outcome_unknown_and_resend_does_it_once():
         with Programmer(end, key=KEYS["clinician"], timeout_s=0.2, retries=1) as p:
             with pytest.raises(OutcomeUnknown):
                 p.program_continuous(300)
-            assert server.pump.program is None                   # it really was not done
+            assert server.pump.therapy.program is None                   # it really was not done
             assert p.resend()["new_daily_ug"] == 300
     finally:
         server.stop()

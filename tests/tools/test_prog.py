@@ -250,7 +250,7 @@ def test_lost_response_is_resent_without_a_second_bolus():
     # The programmer resent the very same frame; the pump answered from its cache.
     assert any("resend 1 of 3 (same frame)" in text for d, text in sent)
     assert len(server.named("bolus_start")) == 1 and len(starts) == 1
-    assert server.pump.bolus[1] == 50
+    assert server.pump.bolus.current[1] == 50
 
 
 def test_no_answer_resends_the_same_bytes_then_fails():
@@ -358,7 +358,7 @@ def test_every_command_round_trips(loop_pump):
         with pytest.raises(ProgrammerError, match="not sent"):
             p.program_continuous(-1)
     with server.lock:
-        assert server.pump.low_reservoir_alarm_nl == 3000000
+        assert server.pump.reservoir.low_reservoir_alarm_nl == 3000000
         assert server.pump.wall_ms() == WALL_MS + 3600000
 
 
@@ -529,7 +529,7 @@ def test_cli_every_command_in_human_units(tcp_pump, key_file, tmp_path):
         "patient bolus: enabled, 25 ug -> disabled\n"
     with server.lock:
         assert server.pump.doser.reservoir_nl() == 18500000
-        assert server.pump.low_reservoir_alarm_nl == 2500000
+        assert server.pump.reservoir.low_reservoir_alarm_nl == 2500000
         assert server.pump.limits["bolus_soft_ug"] == 60
 
 

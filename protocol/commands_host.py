@@ -1,0 +1,148 @@
+# The programmer's half of the command codecs (protocol/commands.py): encode a request, decode
+# a response (an ACK's fields or a NAK's reason), look a command up by name.  The pump only
+# decodes requests and encodes responses, so this module is host-facing: protocol/commands.py
+# imports it under an ImportError guard and a board's .mpy bundle leaves it out
+# (tools/flash.py).  Callers use it through protocol.commands (commands.encode_request, ...);
+# it runs unchanged on MicroPython all the same (the tests' programmer does).
+
+from protocol import commands as C
+from protocol import reasons
+from protocol.errors import ProtocolError
+from protocol.fields import field_name
+
+# The value kinds only responses carry: protocol/commands.py's _TEXT, _VERSION, _ENUM, _BITS
+# (MicroPython keeps no _-named const in a module, so they are restated here;
+# tests/protocol/test_commands.py holds them equal).
+TEXT_KIND = 3
+VERSION_KIND = 4
+ENUM_KIND = 5
+BITS_KIND = 6
+
+
+def by_name(name):
+    code = C._BY_NAME.get(name.lower().replace("-", "_")) if isinstance(name, str) else None
+    if code is None:
+        raise ProtocolError(reasons.UNKNOWN_COMMAND,
+                            "unknown command %r; known: %s" % (name, ", ".join(sorted(C._BY_NAME))),
+                            None, name)
+    return code
+
+
+def encode_request(cmd, fields=None):
+    c = C._lookup(cmd)
+    what = C._what(c, "request")
+    if isinstance(c.request, C._FlexRequest):
+        return _encode_flex(fields or {}, what)
+    return c.request.encode(fields or {}, what)
+
+
+def decode_response(cmd, body):
+    # cmd: the request's code or the response's (bit 7 set); a NAK decodes without knowing it.
+    n = len(body)
+    if n == 0:
+        raise C._bad_length("response", 0, "at least 1 (the status)")
+    status = body[0]
+    if status:
+        if n != C.NAK_SIZE:
+            raise C._bad_length("NAK", n, C.NAK_SIZE)
+        reason, fid, value, lo, hi = C._unpack(">BBqqq", body)
+        return reason, {"reason": reason, "reason_name": reasons.name(reason),
+                        "field": field_name(fid) if fid else None,
+                        "value": value, "lo": lo, "hi": hi}
+    c = C._lookup(cmd & 0x7F)
+    what = C._what(c, "response")
+    codec = c.response
+    if isinstance(codec, C._LogResponse):
+        return 0, _decode_log(codec, body[1:], what)
+    if isinstance(codec, C._Pair):
+        return 0, _decode_pair(codec, body[1:], what)
+    return 0, codec.decode(body[1:], what, _decode_kind)
+
+
+def _decode_kind(kind, key, extra, v, values, j, out, what):
+    # For _Layout.decode: a value of a kind only responses carry -> (value, next index).
+    if kind == TEXT_KIND:
+        end = v.find(b"\x00")
+        if end >= 0:
+            v = v[:end]
+        for b in v:
+            if b < 0x20 or b > 0x7E:
+                raise C._out_of_range(what, key, v, 0, 0, "printable ASCII")
+        return v.decode(), j
+    if kind == VERSION_KIND:
+        return "%d.%d.%d" % (v, values[j], values[j + 1]), j + 2
+    if kind == ENUM_KIND:
+        # A newer pump may report a state this programmer does not know: name it.
+        return (extra[v] if v < len(extra) else "%s_%d" % (key, v)), j
+    if kind == BITS_KIND:
+        out["alarm_bits"] = v
+        names = []
+        for i in range(16):
+            if v & (1 << i):
+                names.append(extra[i] if i < len(extra) else "alarm_%d" % i)
+        return names, j
+    raise C._out_of_range(what, key, v, 0, 0, "a known value kind")
+
+
+def _encode_flex(fields, what):
+    # confirm u8, then 7 days of: steps u8 (1..13), steps x (start_minute u16, ug_per_day u32)
+    out_of_range = C._out_of_range
+    check_int = C._check_int
+    pack = C._pack
+    days_n = C.FLEX_DAYS
+    steps_max = C.FLEX_MAX_STEPS
+    confirm = C._CONFIRM_ONLY.encode(fields, what)
+    days = fields.get("steps") if fields else None
+    if not isinstance(days, (list, tuple)) or len(days) != days_n:
+        raise out_of_range(what, "flex_days", len(days) if isinstance(days, (list, tuple))
+                           else days, days_n, days_n, "7 days, Monday first")
+    parts = [confirm]
+    for day in days:
+        if not isinstance(day, (list, tuple)) or not 1 <= len(day) <= steps_max:
+            raise out_of_range(what, "flex_steps_per_day",
+                               len(day) if isinstance(day, (list, tuple)) else day,
+                               1, steps_max)
+        parts.append(pack(">B", len(day)))
+        for step in day:
+            if not isinstance(step, (list, tuple)) or len(step) != 2:
+                raise out_of_range(what, "flex_start_minute", step, 0, 0xFFFF,
+                                   "[start_minute, ug_per_day] pairs")
+            parts.append(pack(">HI",
+                              check_int(what, "flex_start_minute", step[0], 0, 0xFFFF),
+                              check_int(what, "flex_ug_per_day", step[1], 0, 0xFFFFFFFF)))
+    return b"".join(parts)
+
+
+def _decode_log(codec, body, what):
+    # count u8, next_seq u32, then count x (seq u32, t_ms u64, code u8, 4 x i32)
+    n = len(body)
+    if n < 5:
+        raise C._bad_length(what, n, "5 + 29 x count")
+    count, next_seq = C._unpack_from(">BI", body, 0)
+    size = codec._ENTRY_SIZE
+    if n != 5 + count * size:
+        raise C._bad_length(what, n, "5 + 29 x %d = %d" % (count, 5 + count * size))
+    entries = []
+    pos = 5
+    for _ in range(count):
+        seq, t_ms, code, a0, a1, a2, a3 = C._unpack_from(codec._ENTRY, body, pos)
+        entries.append({"seq": seq, "t_ms": t_ms, "code": code, "args": [a0, a1, a2, a3]})
+        pos += size
+    return {"next_seq": next_seq, "entries": entries}
+
+
+def _decode_pair(codec, body, what):
+    # Two dicts of one layout, one after the other (SET_LIMITS: old limits, then new).
+    n = codec.layout.size
+    if len(body) != 2 * n:
+        raise C._bad_length(what, len(body), 2 * n)
+    a, b = codec.keys
+    return {a: codec.layout.decode(body[:n], what + " " + a, _decode_kind),
+            b: codec.layout.decode(body[n:], what + " " + b, _decode_kind)}
+
+
+# Imported before protocol.commands had finished loading (someone imported this module
+# first)?  Then commands could not take these names at its end: hand them over now.
+C.by_name = by_name
+C.encode_request = encode_request
+C.decode_response = decode_response
