@@ -107,6 +107,8 @@ def build_parser():
     report_command.add_parser(commands)
     from tools import campaign_cmd
     campaign_cmd.add_parser(commands)
+    from tools import conform as conform_command
+    conform_command.add_parser(commands)
 
     scenarios = commands.add_parser(
         "scenarios", help="list the scenario library",
@@ -510,7 +512,7 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
                 "schema": _cmd_schema,
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
-                "campaign": _cmd_campaign}
+                "campaign": _cmd_campaign, "conform": _cmd_conform}
     as_json = args.command == "run" and args.json
     try:
         if args.command == "run":
@@ -529,6 +531,11 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         # stdout goes to /dev/null so the interpreter's last flush cannot complain either.
         _stdout_to_devnull(stdout)
         return 141
+
+
+def _cmd_conform(args, stdout, stderr):
+    from tools import conform
+    return conform.run(args, stdout, stderr)
 
 
 if __name__ == "__main__":
