@@ -54,6 +54,16 @@ _FIRST_REQUEST_REASON = 16
 _LOG_PAGE = 32
 _MAX_LOG_PAGES = 100000
 _POLL_S = 0.05
+# adaptive=True (vpump prog): resend after a few round trips instead of a fixed timeout_s, so a
+# pump served at --speed 600 (1 s of real time is 10 min of its time, its session's idle limit)
+# is not left waiting; the whole wait stays about (1 + retries) x timeout_s.
+_RTT_FACTOR = 4
+_MIN_RESEND_S = 0.05
+_FIRST_WAIT_S = 0.25
+_MAX_TRIES = 40
+# How often a session the pump has forgotten (not_authenticated: it idled out, or the pump
+# rebooted) is opened again before a command gives up.
+_REOPENS = 2
 _NAK_LEN = C.NAK_SIZE      # reason u8, field u8, value, lo, hi i64 (docs/protocol.md)
 # Commands after which a lost answer leaves nothing unknown: they change nothing.
 _READ_ONLY = (C.INTERROGATE, C.READ_LOG, C.READ_LIMITS, C.SESSION_CLOSE)
@@ -131,7 +141,8 @@ class Programmer:
     _closed = True
 
     def __init__(self, url_or_link, role="clinician", key=None, timeout_s=1.0, retries=3,
-                 spy=None, clock=time.monotonic, random_bytes=os.urandom, capture=None):
+                 spy=None, clock=time.monotonic, random_bytes=os.urandom, capture=None,
+                 adaptive=False):
         if role not in ROLES:
             raise ProgrammerError("role %r unknown; allowed: %s" % (role, ", ".join(ROLES)))
         if not timeout_s > 0:
@@ -170,6 +181,10 @@ class Programmer:
         self.session_id = None
         self.identity = None
         self.retried = 0            # frames resent, over this programmer's life (for tests, UIs)
+        self.reopened = 0           # sessions opened again after the pump forgot one
+        self.adaptive = adaptive
+        self.rtt_s = None           # smoothed round trip of first-try answers (adaptive)
+        self._last_tries = 0
         self._link_failed = False   # the last exchange got no answer: close() does not wait again
         self._unknown = None        # (cmd, seq, counter, frame) of an OutcomeUnknown request
         self._closed = False
@@ -218,6 +233,18 @@ class Programmer:
         proof is wrong (it does not hold the key: an impostor)."""
         if self.key is None:
             raise KeyFileError("a session needs the %s key: none was given" % self.role)
+        for attempt in range(_REOPENS + 1):
+            try:
+                return self._open_session_once()
+            except Refused as exc:
+                # The pump forgot the half-open session (it idled out while an answer was
+                # lost): nothing ran, so open a new one.
+                if exc.reason != reasons.NOT_AUTHENTICATED or attempt == _REOPENS:
+                    raise
+                self.reopened += 1
+                self._spy("tx", "the pump forgot the session being opened; opening a new one")
+
+    def _open_session_once(self):
         role = ROLES[self.role]
         self._session_key = None
         cn = self._random_bytes(16)
@@ -369,6 +396,28 @@ class Programmer:
         return result
 
     def _authenticated(self, cmd, fields, retries=None):
+        for attempt in range(_REOPENS + 1):
+            try:
+                return self._authenticated_once(cmd, fields, retries)
+            except Refused as exc:
+                # not_authenticated: the pump no longer knows the session (it idled out, or the
+                # pump rebooted), so it did not run this frame.  Safe to open a new session and
+                # send the command again when the first try was answered so (nothing else can
+                # have run) or the command only reads.  After resends of a command that changes
+                # the pump, the first frame may have run and only its answer was lost: its
+                # outcome is unknown, never a refusal.
+                if exc.reason != reasons.NOT_AUTHENTICATED or cmd == C.SESSION_CLOSE:
+                    raise
+                if self._last_tries != 1 and cmd not in _READ_ONLY:
+                    raise OutcomeUnknown(_command_name(cmd), "the pump forgot the session "
+                                         "while an answer was lost") from None
+                if attempt == _REOPENS:
+                    raise
+                self.reopened += 1
+                self._spy("tx", "the pump forgot the session (idle or rebooted); opening a new "
+                                "one and sending %s again" % _command_name(cmd))
+
+    def _authenticated_once(self, cmd, fields, retries=None):
         self._check_open()
         if self._session_key is None:
             self.open_session()
@@ -481,21 +530,45 @@ class Programmer:
         # Send `data` and wait for its response; resend the same bytes on a timeout or a bad_crc
         # NAK.  Returns (version, payload) of the response.
         resp_cmd = (cmd | frame.RESPONSE) & 0xFF
-        tries = 1 + retries
+        wait_s, tries = self._pace(retries)
         for attempt in range(tries):
             if attempt:
                 self.retried += 1
                 self._spy("tx", "%s seq=%d: resend %d of %d (same frame)"
-                          % (_command_name(cmd), seq, attempt, retries))
+                          % (_command_name(cmd), seq, attempt, tries - 1))
             self._write(data)
-            got = self._await(seq, resp_cmd, self._clock() + self.timeout_s)
+            sent = self._clock()
+            got = self._await(seq, resp_cmd, sent + wait_s)
             if got is not None:
                 self._link_failed = False
+                self._last_tries = attempt + 1
+                # Since the last send: an answer to an earlier copy only makes it shorter,
+                # and _MIN_RESEND_S keeps a short one sane.
+                self._learn_rtt(self._clock() - sent)
                 return got
         self._link_failed = True
-        raise LinkFailure("no answer from the pump to %s after %d tries, %.1f s each%s"
-                          % (_command_name(cmd), tries, self.timeout_s,
+        raise LinkFailure("no answer from the pump to %s after %d tries, %s s each%s"
+                          % (_command_name(cmd), tries,
+                             "%.1f" % wait_s if wait_s >= 0.1 else "%.2f" % wait_s,
                              " (%s)" % self.url if self.url else ""))
+
+    def _pace(self, retries):
+        # (seconds to wait for each answer, tries): timeout_s and 1 + retries, or with
+        # adaptive a few round trips each and as many tries as fit the same total wait.
+        tries = 1 + retries
+        if not self.adaptive or retries == 0:
+            return self.timeout_s, tries
+        # Before the first answer: a quarter second, already generous for a local link, and a
+        # slower one answers a resend from the pump's cache.
+        rtt_wait = _FIRST_WAIT_S if self.rtt_s is None else _RTT_FACTOR * self.rtt_s
+        wait_s = min(self.timeout_s, max(_MIN_RESEND_S, rtt_wait))
+        return wait_s, max(tries, min(_MAX_TRIES, int(tries * self.timeout_s / wait_s)))
+
+    def _learn_rtt(self, rtt_s):
+        # Smoothed as TCP does (7/8 old, 1/8 new); the first sample stands alone.  Only with
+        # adaptive: a simulation's virtual clock keeps its fixed timeout_s.
+        rtt_s = max(0.0, rtt_s)
+        self.rtt_s = rtt_s if self.rtt_s is None else self.rtt_s * 0.875 + rtt_s * 0.125
 
     def _await(self, seq, resp_cmd, deadline):
         # (version, payload) of the response, or None at the deadline or on a bad_crc NAK.

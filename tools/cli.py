@@ -498,6 +498,11 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         # argparse writes usage, errors and --help to sys.stdout / sys.stderr: send them to
         # this call's streams instead.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
+            argv = sys.argv[1:] if argv is None else list(argv)
+            if argv[:1] == ["prog"]:
+                # `vpump prog [OPTIONS] COMMAND`: the URL from $VPUMP_URL (tools/prog).
+                from tools import prog as prog_command
+                argv = ["prog"] + prog_command.default_url(argv[1:], parser.commands["prog"])
             args, extra = parser.parse_known_args(argv)
             if extra:
                 # Reported by the subcommand, not the top-level one.

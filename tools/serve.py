@@ -226,6 +226,26 @@ def _link_error(option, spec, exc):
     return ServeError("%s %s: %s" % (option, spec, text))
 
 
+def _advertise(link_url, key_path, config, speed):
+    """A note in the state folder while this serve runs (served/PID.json), so `vpump prog
+    --list` can show the pump and where its keys are; returns its path (None: not written)."""
+    import datetime
+    import json
+    folder = os.path.join(state_folder(), "served")
+    path = os.path.join(folder, "%d.json" % os.getpid())
+    note = {"link": link_url, "keys": os.path.abspath(key_path), "pid": os.getpid(),
+            "scenario": config["name"] if config else None, "speed": speed,
+            "started": datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M UTC")}
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(note, f)
+    except OSError:
+        return None         # a courtesy: the pump serves without it
+    return path
+
+
 def _keys_for(args):
     """(keys, path, made): the --keys file's, the ones kept beside --state, or new ones (made:
     the file is new and goes if the start fails)."""
@@ -303,6 +323,7 @@ def run(args, stdout, stderr):
         if made:
             os.remove(key_path)
         raise
+    note = None
     try:
         # Handlers first: a script may stop the pump as soon as it has read the first lines.
         previous = {}
@@ -318,6 +339,8 @@ def run(args, stdout, stderr):
                          % (keys["serial"], key_path, key_path))
             stderr.flush()
         stdout.write("link: %s\nkeys: %s\n" % (link.url, key_path))
+        if args.link != "loop":
+            note = _advertise(link.url, key_path, config, args.speed)
         if board is not None:
             stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
         stdout.flush()
@@ -342,6 +365,11 @@ def run(args, stdout, stderr):
         if capture is not None:
             stdout.write("capture: %d packets in %s\n" % (capture.packets, capture.path))
     finally:
+        if note is not None:
+            try:
+                os.remove(note)
+            except OSError:
+                pass
         if files is not None:
             files.close()
         if board is not None:

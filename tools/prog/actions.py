@@ -14,11 +14,19 @@ import json
 import os
 import time
 
-from protocol.client_errors import KeyFileError
+from firmware import limits as _limits
+from protocol.client_errors import KeyFileError, Refused
 
 MS_PER_MIN = 60000
+MS_PER_DAY = 86400000
 NL_PER_ML = 1000000
 U8, U16, U32 = 0xFF, 0xFFFF, 0xFFFFFFFF
+# The pump's own ranges, in the units a person types (firmware/limits.py, firmware/pump.py): the
+# command line checks these before anything is sent; the pump checks its limits (a hard limit, its
+# reservoir's size) and its refusal is shown in the same units (tools/prog/render.py).
+MAX_UG = _limits.MAX_UG
+LARGEST_RESERVOIR_ML = 40           # 20 or 40 mL reservoirs (docs/clinical.md)
+CONCENTRATIONS = _limits.BACLOFEN["concentrations_ug_per_ml"]
 
 
 class ProgUsage(Exception):
@@ -49,7 +57,8 @@ def _scaled(scale, lo, hi, unit, places):
             number = decimal.Decimal(text.strip())
         except decimal.InvalidOperation:
             number = None
-        if number is not None and number.is_finite():
+        if number is not None and number.is_finite() and \
+                number.normalize().as_tuple().exponent >= -places:
             scaled = number * scale
             if scaled == scaled.to_integral_value() and lo <= scaled <= hi:
                 return int(scaled)
@@ -64,8 +73,23 @@ def _plain_number(number):
     return format(number.normalize(), "f")
 
 
-_ml = _scaled(NL_PER_ML, 0, U32, "mL", 6)
-_minutes_ms = _scaled(MS_PER_MIN, 0, U32, "minutes", 3)
+_ml = _scaled(NL_PER_ML, 0, LARGEST_RESERVOIR_ML * NL_PER_ML, "mL", 3)
+
+
+def _minutes(lo, hi):
+    return _scaled(MS_PER_MIN, lo * MS_PER_MIN, hi * MS_PER_MIN, "minutes", 3)
+
+
+def _concentration(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value not in CONCENTRATIONS:
+        raise argparse.ArgumentTypeError(
+            "got %s, must be one of %s ug/mL (the drug library's concentrations)"
+            % (text, ", ".join(str(c) for c in CONCENTRATIONS)))
+    return value
 
 
 def _wall_ms(text):
@@ -185,13 +209,13 @@ _LIMIT_OPTIONS = (
 
 def _setup_set_limits(p):
     for option, dest, unit, what in _LIMIT_OPTIONS:
-        p.add_argument(option, dest=dest, type=_whole(0, U32, unit), metavar="N",
+        p.add_argument(option, dest=dest, type=_whole(1, MAX_UG, unit), metavar="N",
                        help="%s (%s)" % (what, unit))
 
 
 def _setup_program(p):
-    p.add_argument("ug_per_day", metavar="UG_PER_DAY", type=_whole(0, U32, "ug/day"),
-                   help="continuous daily dose, ug/day")
+    p.add_argument("ug_per_day", metavar="UG_PER_DAY", type=_whole(0, MAX_UG, "ug/day"),
+                   help="continuous daily dose, ug/day (the drug library's limits apply)")
     _confirm(p)
 
 
@@ -203,29 +227,34 @@ def _setup_program_flex(p):
 
 
 def _setup_bolus(p):
-    p.add_argument("dose_ug", metavar="UG", type=_whole(0, U32, "ug"), help="dose, ug")
-    p.add_argument("--minutes", dest="duration_ms", type=_minutes_ms, required=True,
-                   metavar="M", help="given over M minutes")
+    p.add_argument("dose_ug", metavar="UG", type=_whole(1, MAX_UG, "ug"), help="dose, ug")
+    p.add_argument("--minutes", dest="duration_ms", type=_minutes(1, 1440), required=True,
+                   metavar="M", help="given over M minutes (1 to 1440)")
     _confirm(p)
 
 
 def _setup_patient_bolus_settings(p):
-    p.add_argument("--dose", dest="dose_ug", type=_whole(0, U32, "ug"), metavar="UG",
+    p.add_argument("--dose", dest="dose_ug", type=_whole(1, MAX_UG, "ug"), metavar="UG",
                    help="dose per press, ug")
-    p.add_argument("--minutes", dest="duration_ms", type=_minutes_ms, metavar="M",
-                   help="each bolus given over M minutes")
-    p.add_argument("--lockout-min", dest="lockout_ms", type=_minutes_ms, metavar="M",
-                   help="no other bolus for M minutes after one")
-    p.add_argument("--max-per-24h", dest="max_per_24h", type=_whole(0, U8), metavar="N",
-                   help="at most N boluses in any 24 hours")
+    p.add_argument("--minutes", dest="duration_ms", type=_minutes(1, 60), metavar="M",
+                   help="each bolus given over M minutes (1 to 60)")
+    p.add_argument("--lockout-min", dest="lockout_ms",
+                   type=_minutes(_limits.MIN_LOCKOUT_MS // MS_PER_MIN,
+                                 _limits.MAX_LOCKOUT_MS // MS_PER_MIN), metavar="M",
+                   help="no other bolus for M minutes after one (15 to 1440, never 0)")
+    p.add_argument("--max-per-24h", dest="max_per_24h", type=_whole(1, 24), metavar="N",
+                   help="at most N boluses in any 24 hours (1 to 24)")
     p.add_argument("--disable", action="store_true", help="turn patient bolus off")
     _confirm(p)
 
 
 def _setup_refill(p):
-    p.add_argument("volume_nl", metavar="ML", type=_ml, help="volume filled, mL")
-    p.add_argument("--concentration", dest="concentration", type=_whole(0, U32, "ug/mL"),
-                   required=True, metavar="UG_PER_ML", help="the drug's concentration, ug/mL")
+    p.add_argument("volume_nl", metavar="ML", type=_ml,
+                   help="volume filled, mL (up to the reservoir's 20 or 40 mL)")
+    p.add_argument("--concentration", dest="concentration", type=_concentration,
+                   required=True, metavar="UG_PER_ML",
+                   help="the drug's concentration, ug/mL: %s"
+                        % ", ".join(str(c) for c in CONCENTRATIONS))
     p.add_argument("--bridge", action="store_true",
                    help="give a bridge bolus: the old drug still in the tubing goes at the old "
                         "rate first")
@@ -238,13 +267,14 @@ def _setup_set_clock(p):
 
 
 def _setup_silence(p):
-    p.add_argument("minutes", metavar="MINUTES", type=_whole(0, U16, "minutes"),
-                   help="silence non-critical alarms for MINUTES")
+    p.add_argument("minutes", metavar="MINUTES", type=_whole(1, 1440, "minutes"),
+                   help="silence non-critical alarms for MINUTES (1 to 1440)")
 
 
 def _setup_low_reservoir_alarm(p):
     p.add_argument("volume_nl", metavar="ML", type=_ml, help="alarm when the reservoir is "
-                                                               "down to ML mL")
+                                                               "down to ML mL (0 to the "
+                                                               "reservoir's size)")
 
 
 ACTIONS = [
@@ -308,20 +338,20 @@ class _Handlers:
     def set_limits(prog, args):
         given = {dest: getattr(args, dest) for _, dest, _, _ in _LIMIT_OPTIONS
                  if getattr(args, dest) is not None}
-        if not given:
-            raise ProgUsage("set-limits: give at least one of %s"
-                            % ", ".join(o[0] for o in _LIMIT_OPTIONS))
         result = prog.set_limits(**given)
         return {"old": _limits_only(result["old"]), "new": _limits_only(result["new"])}
 
     @staticmethod
     def program(prog, args):
-        return prog.program_continuous(args.ug_per_day, confirm=args.confirm)
+        with _rate_increase_told(prog, args.ug_per_day):
+            return prog.program_continuous(args.ug_per_day, confirm=args.confirm)
 
     @staticmethod
     def program_flex(prog, args):
         steps = args.steps if getattr(args, "steps", None) else load_flex(args.spec)
-        result = dict(prog.program_flex(steps, confirm=args.confirm))
+        from firmware.limits import flex_daily_ug
+        with _rate_increase_told(prog, max(flex_daily_ug(day) for day in steps)):
+            result = dict(prog.program_flex(steps, confirm=args.confirm))
         result["steps"] = steps
         return result
 
@@ -363,7 +393,13 @@ class _Handlers:
 
     @staticmethod
     def stop(prog, args):
-        return prog.stop()
+        # A stop during a bolus cancels it: say so, and how much of it was given (the pump's
+        # log: bolus_end with completed = 0 and the volume delivered).
+        before = prog.interrogate().get("therapy")
+        result = dict(prog.stop())
+        if before == "bolus":
+            result["bolus_cancelled"] = _last_bolus(prog)
+        return result
 
     @staticmethod
     def start(prog, args):
@@ -383,7 +419,16 @@ class _Handlers:
 
     @staticmethod
     def clear(prog, args):
-        return prog.clear_alarm()
+        # Say what was cleared: the critical alarms active before and not after.
+        from firmware import alarms
+        before = status_fields(prog.interrogate())["alarms"]
+        result = dict(prog.clear_alarm())
+        after = status_fields(prog.interrogate())["alarms"]
+        critical = set(alarms.NAMES[i] for i, c in enumerate(alarms.CRITICAL) if c)
+        result["cleared"] = [a for a in before if a not in after]
+        result["still_active"] = after
+        result["critical_before"] = [a for a in before if a in critical]
+        return result
 
     @staticmethod
     def alarm_test(prog, args):
@@ -394,6 +439,110 @@ class _Handlers:
         result = dict(prog.set_low_reservoir_alarm(args.volume_nl))
         result["new_volume_nl"] = args.volume_nl
         return result
+
+
+class _rate_increase_told:
+    """Around a program command: a rate_increase_24h_ug refusal (its value the increase asked,
+    its hi the increase allowed now, over the lowest daily dose in effect in the last 24 h) gets
+    the rule's numbers from the pump: that lowest dose, the percent allowed (its limits), and
+    when the asked dose becomes possible (its log of programmed doses)."""
+
+    def __init__(self, prog, asked_ug):
+        self.prog = prog
+        self.asked_ug = asked_ug
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, Refused) and exc.field == "rate_increase_24h_ug":
+            try:
+                explain_rate_increase(self.prog, exc, self.asked_ug)
+            except Exception:       # the refusal stands as it is: the numbers are a courtesy
+                pass
+        return False
+
+
+def explain_rate_increase(prog, exc, asked_ug):
+    """Sets exc.baseline_ug, exc.limit_pct and exc.possible_from_ms (None: not by waiting, the
+    dose in effect now is the one too low)."""
+    hard = exc.reason_name == "over_hard_limit"
+    exc.baseline_ug = asked_ug - exc.value
+    exc.limit_pct = prog.read_limits()["rate_increase_hard_pct" if hard else
+                                      "rate_increase_soft_pct"]
+    exc.possible_from_ms = None
+    now = prog.interrogate()["wall_ms"]
+    history = [(e["t_ms"], e["args"][1]) for e in log_tail(prog, now - 2 * MS_PER_DAY)
+               if e["code"] == _eventlog().PROGRAM]
+    # The asked dose is allowed once every dose too low for it is out of the 24 h window:
+    # 24 h after the last such dose was replaced.
+    too_low = [i for i, (t, dose) in enumerate(history)
+               if asked_ug > dose * (100 + exc.limit_pct) // 100]
+    if too_low and too_low[-1] + 1 < len(history):
+        exc.possible_from_ms = history[too_low[-1] + 1][0] + MS_PER_DAY
+
+
+def _eventlog():
+    from firmware import eventlog
+    return eventlog
+
+
+def last_log_seq(prog):
+    """The pump's newest log entry's seq (0: empty), by doubling then halving single-entry
+    reads: a handful of frames however long the log."""
+    def exists(seq):
+        return bool(prog.read_log(seq, 1)["entries"])
+    if not exists(1):
+        return 0
+    hi = 2
+    while exists(hi):
+        hi *= 2
+    lo = hi // 2                  # exists(lo), not exists(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if exists(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def log_tail(prog, since_ms, page=32):
+    """The log's entries from the newest back to the first older than since_ms (oldest
+    first)."""
+    end = last_log_seq(prog)
+    out = []
+    start = end + 1
+    while start > 1:
+        start = max(1, start - page)
+        got = prog.read_log(start, min(page, end + 1 - start))["entries"]
+        out = got + out
+        end = start - 1
+        if not got or got[0]["t_ms"] < since_ms:
+            break
+    return out
+
+
+def _last_bolus(prog):
+    """The bolus a stop cancelled: {"kind", "dose_ug", "volume_nl", "delivered_nl",
+    "delivered_ug"} from the log's last bolus_start and bolus_end."""
+    ev = _eventlog()
+    start = end = None
+    for e in reversed(log_tail(prog, 0, page=8)[-16:]):
+        if e["code"] == ev.BOLUS_END and end is None:
+            end = e
+        elif e["code"] == ev.BOLUS_START and start is None:
+            start = e
+        if start and end:
+            break
+    if start is None or end is None:
+        return None
+    dose_ug, volume_nl = start["args"][1], start["args"][2]
+    delivered_nl = end["args"][1]
+    return {"kind": ev.BOLUS_KINDS[start["args"][0]] if start["args"][0] < len(ev.BOLUS_KINDS)
+            else start["args"][0], "dose_ug": dose_ug, "volume_nl": volume_nl,
+            "delivered_nl": delivered_nl,
+            "delivered_ug": round(dose_ug * delivered_nl / volume_nl, 1) if volume_nl else 0}
 
 
 def _trim_args(code, args):
@@ -425,7 +574,9 @@ def add_actions(subparsers, add_common=None):
     """A parser per action.  add_common(parser) adds the programmer options to each; None: the
     shell's parsers (no programmer options, the command's own name as its prog)."""
     for action in ACTIONS:
-        extra = {"prog": action.name} if add_common is None else {}
+        # The shell's parsers are named by the command alone; vpump prog's "vpump prog COMMAND"
+        # (argparse would put the positional URL's name in between).
+        extra = {"prog": action.name if add_common is None else "vpump prog " + action.name}
         p = subparsers.add_parser(action.name, help=action.help,
                                   description=action.help[0].upper() + action.help[1:] + ".",
                                   **extra)
@@ -458,8 +609,11 @@ class Session:
             self.capture = Capture(self.args.capture, "programmer",
                                    interface="vpump prog %s" % self.args.url)
         try:
+            # adaptive: resends follow the link's measured round trip (--timeout the longest
+            # wait), so a pump served at a high --speed keeps its session (protocol/client.py).
             return Programmer(self.args.url, role=self.args.role, key=self.key,
-                              timeout_s=self.args.timeout, spy=spy, capture=self.capture)
+                              timeout_s=self.args.timeout, spy=spy, capture=self.capture,
+                              adaptive=True)
         except BaseException:
             self.close()
             raise
@@ -480,6 +634,9 @@ class Session:
 
 def prepare(action, args):
     # Checks that need no pump, done before the link is opened.
+    if action.name == "set-limits" and all(getattr(args, dest) is None
+                                           for _, dest, _, _ in _LIMIT_OPTIONS):
+        raise ProgUsage("give at least one of %s" % ", ".join(o[0] for o in _LIMIT_OPTIONS))
     if action.session and not args.key_file:
         raise KeyFileError("%s needs an authenticated session: give --key-file FILE (the key "
                            "file `vpump serve` printed as `keys: FILE`)" % action.name)

@@ -128,7 +128,12 @@ class _Text:
 
     @staticmethod
     def stop(r, args):
-        return ["therapy stopped"]
+        bolus = r.get("bolus_cancelled")
+        if not bolus:
+            return ["therapy stopped"]
+        return ["therapy stopped; the %s bolus in progress was cancelled: %s of %d ug given "
+                "(%s of %s)" % (bolus["kind"], _number(bolus["delivered_ug"]), bolus["dose_ug"],
+                                ml(bolus["delivered_nl"]), ml(bolus["volume_nl"]))]
 
     @staticmethod
     def start(r, args):
@@ -144,7 +149,15 @@ class _Text:
 
     @staticmethod
     def clear(r, args):
-        return ["clear: accepted"]
+        if r.get("cleared"):
+            return ["cleared: %s%s" % (", ".join(r["cleared"]), "; still active: %s"
+                                       % ", ".join(r["still_active"]) if r.get("still_active")
+                                       else "")]
+        if r.get("critical_before"):
+            return ["clear: accepted, but %s is still active" % ", ".join(r["critical_before"])]
+        return ["clear: no critical alarm was active; nothing to clear%s"
+                % ("" if not r.get("still_active") else " (active: %s, which clears by itself "
+                   "when its cause goes)" % ", ".join(r["still_active"]))]
 
     @staticmethod
     def alarm_test(r, args):
@@ -168,6 +181,105 @@ def status_line(fields):
         fields.get("therapy"), ml(fields.get("reservoir_nl", 0)), fields.get("reservoir"), alarms)
 
 
+# A NAK's field in the words and units the person typed: field -> (name, unit, scale), the
+# value on the wire being scale x the unit (nL per mL, ms per minute).
+_PERSON = {
+    "basal_ug_per_day": ("daily dose", "ug/day", 1),
+    "daily_dose_ug": ("daily dose", "ug/day", 1),
+    "flex_ug_per_day": ("a step's daily dose", "ug/day", 1),
+    "bolus_dose_ug": ("bolus dose", "ug", 1),
+    "patient_bolus_dose_ug": ("--dose", "ug", 1),
+    "bolus_duration_ms": ("--minutes", "min", MS_PER_MIN),
+    "patient_bolus_duration_ms": ("--minutes", "min", MS_PER_MIN),
+    "lockout_ms": ("--lockout-min", "min", MS_PER_MIN),
+    "silence_ms": ("MINUTES", "min", MS_PER_MIN),
+    "max_per_24h": ("--max-per-24h", "boluses in 24 h", 1),
+    "volume_nl": ("volume", "mL", NL_PER_ML),
+    "low_reservoir_alarm_nl": ("alarm volume", "mL", NL_PER_ML),
+    "concentration_ug_per_ml": ("--concentration", "ug/mL", 1),
+    "daily_dose_soft_ug": ("--daily-soft", "ug/day", 1),
+    "daily_dose_hard_ug": ("--daily-hard", "ug/day", 1),
+    "bolus_soft_ug": ("--bolus-soft", "ug", 1),
+    "bolus_hard_ug": ("--bolus-hard", "ug", 1),
+    "rate_increase_soft_pct": ("--rate-soft", "%", 1),
+    "rate_increase_hard_pct": ("--rate-hard", "%", 1),
+    "flex_start_minute": ("a step's start", "min after midnight", 1),
+    "flex_steps_per_day": ("steps in a day", "steps", 1),
+    "flex_days": ("days in the schedule", "days", 1),
+}
+_ROLE_NAMES = {1: "clinician", 2: "patient"}
+
+
+def _number(value, scale=1):
+    number = value / scale if scale != 1 else value
+    if isinstance(number, float) and number != int(number):
+        return ("%.3f" % number).rstrip("0").rstrip(".")
+    return "{:,}".format(int(number))
+
+
+def _amount(value, unit, scale):
+    return "%s %s" % (_number(value, scale), unit)
+
+
+def _in_person(exc, action_name, role):
+    """A Refused in the user's names and units, or None when its field has no words here."""
+    name = exc.reason_name
+    field = exc.field
+    if field == "role":
+        return "the %s role may not use %s; the %s role may use only %s" % (
+            _ROLE_NAMES.get(exc.value, role), action_name, _ROLE_NAMES.get(exc.value, role),
+            ", ".join(a.name for a in ACTIONS if a.patient))
+    if field == "rate_increase_24h_ug":
+        return rate_increase_words(exc)
+    if field == "concentration_ug_per_ml" and name == "out_of_range":
+        from firmware.limits import BACLOFEN
+        return "--concentration %s is not in the pump's drug library: %s ug/mL" % (
+            _amount(exc.value, "ug/mL", 1),
+            ", ".join(str(c) for c in BACLOFEN["concentrations_ug_per_ml"]))
+    if field not in _PERSON:
+        return None
+    label, unit, scale = _PERSON[field]
+    given = "%s %s" % (label, _amount(exc.value, unit, scale))
+    if name == "out_of_range":
+        return "%s is outside the allowed %s to %s" % (given, _number(exc.lo, scale),
+                                                       _amount(exc.hi, unit, scale))
+    if name == "over_hard_limit":
+        return "%s is over the hard limit of %s; a hard limit is never exceeded, not even with " \
+               "--confirm" % (given, _amount(exc.hi, unit, scale))
+    if name == "soft_limit_needs_confirm":
+        return "%s is over the soft limit of %s: check it, then repeat the command with " \
+               "--confirm" % (given, _amount(exc.hi, unit, scale))
+    return None
+
+
+def rate_increase_words(exc):
+    """The 24 h rate-increase rule, the increase asked and allowed, and when it becomes possible
+    (exc.baseline_ug, exc.possible_from_ms, exc.limit_pct when tools/prog/actions.py found them
+    in the pump's limits and log)."""
+    asked, allowed = exc.value, exc.hi
+    baseline = getattr(exc, "baseline_ug", None)
+    pct = getattr(exc, "limit_pct", None)
+    hard = exc.reason_name == "over_hard_limit"
+    rule = "a daily dose may rise at most %s within 24 h of the lowest dose in effect in that " \
+           "time%s" % ("%d %%" % pct if pct is not None else "the rate-increase limit",
+                       " (%d ug/day)" % baseline if baseline is not None else "")
+    text = "%s; this asks +%s ug/day%s, at most +%s ug/day is allowed now%s" % (
+        rule, "{:,}".format(asked),
+        " (to %s ug/day)" % "{:,}".format(baseline + asked) if baseline is not None else "",
+        "{:,}".format(allowed),
+        " (up to %s ug/day)" % "{:,}".format(baseline + allowed) if baseline is not None else "")
+    when = getattr(exc, "possible_from_ms", None)
+    if when:
+        text += "; possible from %s, 24 h after the lower dose ended" % iso(when)
+    elif when is None and baseline is not None:
+        text += "; not by waiting while the current program is the lowest: raise it in steps"
+    if not hard:
+        text += "; or check it and repeat the command with --confirm (a soft limit)"
+    else:
+        text += " (a hard limit: --confirm does not pass it)"
+    return text
+
+
 def _hint(exc, role):
     # One more clause for refusals a person can act on.
     name = exc.reason_name
@@ -189,10 +301,17 @@ def _hint(exc, role):
 def error_line(action_name, exc, role):
     text = str(exc)
     if isinstance(exc, Refused):
-        text = "refused: " + text
-        hint = _hint(exc, role)
-        if hint:
-            text += "; " + hint
+        words = _in_person(exc, action_name, role)
+        if words is not None:
+            text = "refused (%s): %s" % (exc.reason_name, words)
+        else:
+            text = "refused: " + text
+            hint = _hint(exc, role)
+            if hint:
+                text += "; " + hint
+    elif text.startswith(action_name + ": "):
+        # The message already names the command ("set-limits: give at least one of ...").
+        text = text[len(action_name) + 2:]
     return "vpump prog: %s: %s" % (action_name, text)
 
 
@@ -210,6 +329,9 @@ def error_json(action_name, exc):
     error = {"kind": kind, "message": str(exc)}
     if isinstance(exc, Refused):
         error.update(exc.as_dict())
+        words = _in_person(exc, action_name, None)
+        if words is not None:
+            error["in_words"] = words
     return {"command": action_name, "ok": False, "error": error}
 
 

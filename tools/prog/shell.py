@@ -1,5 +1,12 @@
 """`vpump prog URL` without a command: the interactive programmer shell (every command, one per
-line, with completion and history on a terminal, and the pump's status line after each command).
+line, and the pump's status line after each command).
+
+On a terminal prompt_toolkit reads the lines: editing, history (~/.vpump_history) and completion
+of commands and their options; Ctrl-C cancels the line being typed, Ctrl-D or quit leaves.  Lines
+piped in are read plainly and echoed after the prompt, so a transcript reads like a session.
+With --json stdout carries only the commands' JSON objects (the banner goes to stderr, nothing
+is echoed).  The shell's exit status is 0 when every command worked, 2 when one was refused or
+mistyped, 1 when the link failed.
 """
 
 import argparse
@@ -52,6 +59,15 @@ class Shell(cmd.Cmd):
         self.prompt = "vpump> " if interactive else ""
         self.parsers = _shell_parsers()
         self.failures = 0
+        self.link_failed = False
+
+    @property
+    def patient(self):
+        return getattr(self.args, "role", "clinician") == "patient"
+
+    def status(self):
+        """The shell's exit status: 1 a link failure, 2 a refusal or mistake, else 0."""
+        return 1 if self.link_failed else 2 if self.failures else 0
 
     # -- cmd.Cmd plumbing
 
@@ -59,7 +75,9 @@ class Shell(cmd.Cmd):
         return False
 
     def precmd(self, line):
-        if not self.interactive:
+        # A piped line is echoed after the prompt (a transcript), but never into --json's
+        # stream, and the end of input is not a command anyone typed.
+        if not self.interactive and not self.args.json and line != "EOF":
             self.stdout.write("vpump> %s\n" % line.rstrip("\n"))
         return line
 
@@ -89,13 +107,17 @@ class Shell(cmd.Cmd):
         if arg:
             self.stdout.write("no command %s; commands: %s\n" % (arg, ", ".join(ACTION_NAMES)))
             return False
-        width = max(len(n) for n in ACTION_NAMES)
+        # The commands this role may use: a patient's remote offers only the patient's.
+        usable = [a for a in ACTIONS if a.patient or not self.patient]
+        width = max(len(a.name) for a in usable)
         self.stdout.write("commands (help COMMAND for its options):\n")
-        for action in ACTIONS:
+        for action in usable:
             self.stdout.write("  %-*s  %s\n" % (width, action.name, action.help))
         self.stdout.write("  %-*s  %s\n" % (width, "resend", "after \"outcome unknown\": send "
                                                            "that same request again (never done twice)"))
         self.stdout.write("  %-*s  %s\n" % (width, "quit", "leave (also exit, or Ctrl-D)"))
+        if self.patient:
+            self.stdout.write("(the other commands need the clinician role: --role clinician)\n")
         return False
 
     def do_resend(self, arg):
@@ -168,6 +190,7 @@ class Shell(cmd.Cmd):
                 self.stdout.write(json.dumps(error_json(action.name, exc)) + "\n")
             self._error(error_line(action.name, exc, self.args.role))
             if isinstance(exc, LinkFailure):
+                self.link_failed = True
                 return
         else:
             if self.args.json:
@@ -198,22 +221,86 @@ class Shell(cmd.Cmd):
         return stop
 
 
-def _readline_setup(interactive):
-    # readline gives line editing, history and tab completion on a terminal.
-    if not interactive:
-        return None
-    try:
-        import readline
-    except ImportError:
-        return None
-    try:
-        readline.read_history_file(HISTORY_FILE)
-    except OSError:
-        pass
-    readline.set_history_length(1000)
-    # Command names and options contain dashes: complete them as one word.
-    readline.set_completer_delims(readline.get_completer_delims().replace("-", ""))
-    return readline
+class _Completer:
+    """prompt_toolkit completion: command names first, then the command's options."""
+
+    def __init__(self, shell):
+        self.shell = shell
+
+    def build(self):
+        from prompt_toolkit.completion import Completer, Completion
+        shell = self.shell
+
+        class _C(Completer):
+            def get_completions(self, document, complete_event):
+                text = document.text_before_cursor
+                word = document.get_word_before_cursor(WORD=True)
+                if " " not in text.lstrip():
+                    names = shell.completenames(word)
+                elif text.split()[0] == "help":
+                    names = shell.complete_help(word)
+                else:
+                    names = shell.completedefault(word, text, 0, 0)
+                for name in names:
+                    yield Completion(name.rstrip(), start_position=-len(word))
+        return _C()
+
+
+def _line_reader(shell, stdin, interactive):
+    """A function returning the next line ("EOF" at the end; KeyboardInterrupt on Ctrl-C)."""
+    if interactive:
+        try:
+            from prompt_toolkit import PromptSession
+            from prompt_toolkit.history import FileHistory
+        except ImportError:         # without it: plain input(), still a working shell
+            PromptSession = None
+        if PromptSession is not None:
+            try:
+                history = FileHistory(HISTORY_FILE)
+            except OSError:
+                history = None
+            session = PromptSession(history=history, completer=_Completer(shell).build(),
+                                    complete_while_typing=False)
+
+            def read():
+                try:
+                    return session.prompt("vpump> ")
+                except EOFError:
+                    return "EOF"
+            return read
+
+        def read_plain():
+            try:
+                return input("vpump> ")
+            except EOFError:
+                return "EOF"
+        return read_plain
+
+    def read_piped():
+        line = stdin.readline()
+        return line.rstrip("\r\n") if line else "EOF"
+    return read_piped
+
+
+def _loop(shell, read):
+    while True:
+        try:
+            line = read()
+        except KeyboardInterrupt:
+            # Ctrl-C cancels the line being typed, as in any shell; Ctrl-D or quit leaves.
+            shell.stdout.write("^C\n" if not shell.interactive else "")
+            continue
+        line = shell.precmd(line)
+        try:
+            stop = shell.onecmd(line)
+        except KeyboardInterrupt:
+            shell._error("vpump prog: interrupted (the pump may still have got the command: "
+                         "check with status)")
+            shell.failures += 1
+            stop = False
+        stop = shell.postcmd(stop, line)
+        if stop:
+            return
 
 
 def run_shell(args, stdout, stderr, stdin):
@@ -231,7 +318,8 @@ def run_shell(args, stdout, stderr, stdin):
 
 
 def _shell_loop(prog, args, stdout, stderr, stdin, interactive):
-    readline = _readline_setup(interactive)
+    # With --json, stdout is the commands' JSON only: the banner and notes go to stderr.
+    notes = stderr if args.json else stdout
     with prog:
         try:
             ident = prog.identify()
@@ -240,22 +328,14 @@ def _shell_loop(prog, args, stdout, stderr, stdin, interactive):
         except ProgrammerError as exc:
             stderr.write(error_line("connect", exc, args.role) + "\n")
             return exit_status(exc)
-        stdout.write("vpump programmer: %s as %s. Type help for the commands, quit to leave.\n"
-                     % (render.text(BY_NAME["identify"], ident, args)[0], args.role))
+        notes.write("vpump programmer: %s as %s. Type help for the commands, quit to leave.\n"
+                    % (render.text(BY_NAME["identify"], ident, args)[0], args.role))
         if not prog.key:
-            stdout.write("no --key-file: only identify works; every other command needs the "
-                         "key file `vpump serve` wrote\n")
+            notes.write("no --key-file: only identify works; every other command needs the "
+                        "key file `vpump serve` wrote\n")
+        notes.flush()
         shell = Shell(prog, args, stdin, stdout, stderr, interactive)
         if prog.key and not args.json:
             shell._status_line()
-        try:
-            shell.cmdloop()
-        except KeyboardInterrupt:
-            stdout.write("\n")
-        finally:
-            if readline is not None:
-                try:
-                    readline.write_history_file(HISTORY_FILE)
-                except OSError:
-                    pass
-    return 0
+        _loop(shell, _line_reader(shell, stdin, interactive))
+    return shell.status()
