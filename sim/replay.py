@@ -187,7 +187,8 @@ class Replay:
     # sample_ms: 0, or the period at which _sample() is called (sim/runner.py: hourly rows).
     sample_ms = 0
 
-    def __init__(self, config, days=None, seed=None, on_log=None, board=None):
+    def __init__(self, config, days=None, seed=None, on_log=None, board=None, storage=None,
+                 resume_ms=0):
         # board: None for a SimBoard built from the scenario's pump model, or a board whose
         # motor, battery and annunciator are real (hal/serial_io.py SerialIOBoard: a bench
         # board), with a VirtualClock.  The physical models and faults act on a SimBoard's
@@ -212,6 +213,11 @@ class Replay:
             raise ValueError("scenario %r has [models] or [[faults]]: they act on the simulated "
                              "board's parts, not on a bench board's; run it without a board"
                              % config.get("name"))
+        if storage is not None:
+            # A stored pump (`vpump serve --state`, sim/state_file.py): its flash, and its clock
+            # where the pump left off plus the time it was off, as after a brown-out.
+            board.storage = storage
+            board.clock.advance_to(resume_ms)
         self.board = board
         self.patient_rng = SimRng(self.seed ^ _PATIENT_SEED_XOR)
         self.start_wall_ms = config["start_wall_ms"]

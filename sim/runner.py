@@ -60,7 +60,7 @@ class Run(Replay):
     sample_ms = SAMPLE_MS       # _sample(): six 10-min patient steps, then a timeseries row
 
     def __init__(self, config, days=None, seed=None, sink=None, sample=None, progress=None,
-                 board=None, check=True):
+                 board=None, check=True, storage=None, resume_ms=0):
         # check: run the invariant monitor (sim/monitor.py); its violations go to the sink as
         # "violation" records and to the summary.
         self.monitor = None
@@ -87,7 +87,8 @@ class Run(Replay):
         self.patient_flag_ms = {"overdose": 0, "withdrawal_risk": 0}
         self._patient_state = self.patient.sample()
         self.programmer_link = None
-        Replay.__init__(self, config, days, seed, board=board)
+        Replay.__init__(self, config, days, seed, board=board, storage=storage,
+                        resume_ms=resume_ms)
         if not self.simulated:
             # A bench board's motor knows nothing of the CSF or the true reservoir: no rows.
             self.sample_ms = 0

@@ -12,6 +12,12 @@ serve --noise`) the served link drops, corrupts or delays what crosses it, seede
 such action is a link_fault record in the events.  With capture= (sim/capture.py Capture:
 `vpump serve --capture FILE`) every frame at the pump's end of the link goes into a pcapng file.
 
+With state= (`vpump serve --state FILE`, sim/state_file.py) the pump's flash is that file, each
+write fsync'd: a pump stored there boots from it, resumes its therapy, reservoir estimate,
+counters and log, and its clock jumps by the time it was off (the pump logs an outage when that
+is longer than a commit interval, as after a brown-out); nothing of the scenario's setup or past
+timeline is done again.
+
 Serve(config, link, keys, speed, seed).run() blocks until stop() (thread-safe, also from a signal
 handler); on the way out the pump's state is committed and the link closed.
 
@@ -63,7 +69,7 @@ class _ServedNoise(Manipulator):
 class Serve:
     def __init__(self, config=None, link=None, keys=None, speed=1.0, seed=None, sink=None,
                  monotonic=time.monotonic, board=None, noise=None, noise_seed=0, capture=None,
-                 control=False):
+                 control=False, state=None):
         if speed <= 0:
             raise ValueError("speed %r: must be > 0 (1 is real time)" % (speed,))
         if config is None:
@@ -104,11 +110,44 @@ class Serve:
                 self.events.append(record)
                 if outer is not None:
                     outer(record)
-        self.run_ = Run(config, days=config["days"], seed=seed, sink=sink, board=board)
-        self.run_._guarded(self.run_._setup)
+        # state: None (the flash lives in memory and is gone at exit) or a --state file path
+        # (sim/state_file.py): a pump stored there resumes where it was, after its time off.
+        self.state = state
+        self.resumed = False
+        storage, resume = None, 0
+        if state is not None:
+            from firmware.pump import MODEL
+            from sim.state_file import FileStorage, resume_ms
+            model = dict(MODEL)
+            model.update(config.get("model") or {})
+            storage = FileStorage(state)
+            if storage.existed:
+                now_wall = int(time.time() * 1000)
+                resume = resume_ms(storage, model, now_wall, storage.file_wall_ms)
+                self.resumed = True
+                config = dict(config)
+                config["start_wall_ms"] = now_wall - resume   # the run's records keep the date
+        self.storage = storage
+        self.run_ = Run(config, days=config["days"], seed=seed, sink=sink, board=board,
+                        storage=storage, resume_ms=resume)
+        if self.resumed:
+            self._resume()
+        else:
+            self.run_._guarded(self.run_._setup)
         self._plan = self.run_._plan()
         self._next_action = 0
+        while self._next_action < len(self._plan) and self._plan[self._next_action][0] <= resume:
+            self._next_action += 1      # a resumed pump's past is not replayed again
         self.telemetry = self._telemetry(self.run_.pump)
+
+    def _resume(self):
+        # No implant setup: the pump restored its own state at boot.  The simulated drug in the
+        # reservoir is taken to be what the pump estimates (the true volume was not stored).
+        run = self.run_
+        reservoir = run.board.reservoir
+        if hasattr(reservoir, "refill"):
+            d = run.pump.doser
+            reservoir.refill(max(0, d.reservoir_nl()), d.concentration_ug_per_ml)
 
     def _telemetry(self, pump):
         # The link's bytes arrive in wall time, whatever the pace: the inter-byte timeout is
@@ -246,3 +285,5 @@ class Serve:
         finally:
             if self.capture is not None:
                 self.capture.close()
+            if self.storage is not None:
+                self.storage.close()

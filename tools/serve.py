@@ -26,6 +26,7 @@ import threading
 
 from hal.errors import HalError
 from sim.errors import SimError
+from sim.state_file import StateFileError
 
 
 class ServeError(SimError):
@@ -55,6 +56,12 @@ def add_parser(commands):
     serve.add_argument("--seed", type=_seed, metavar="N",
                        help="seed the simulation's random numbers (0 to 4294967295); session "
                             "nonces still come from os.urandom (docs/threat-model.md)")
+    serve.add_argument("--state", metavar="FILE",
+                       help="keep the pump's non-volatile storage in FILE (created if missing; "
+                            "every write fsync'd, the same two-slot atomic commit as a board's "
+                            "flash): a restart resumes therapy, reservoir estimate, counters and "
+                            "log, after the time it was off.  Without it the state is in memory "
+                            "only and lost at exit")
     serve.add_argument("--baud", type=_baud, metavar="N",
                        help="emulate a UART of N baud (8N1: N/10 bytes/s) on what the pump "
                             "sends (300 to 4000000; default: as fast as the link)")
@@ -246,6 +253,15 @@ def _advertise(link_url, key_path, config, speed):
     return path
 
 
+def _state_line(serve):
+    if serve.state is None:
+        return "in memory only (lost at exit; --state FILE keeps it)"
+    pump = serve.pump
+    if serve.resumed:
+        return "%s (resumed: boot %d, therapy %s)" % (serve.state, pump.boot_count, pump.state())
+    return "%s (new)" % serve.state
+
+
 def _keys_for(args):
     """(keys, path, made): the --keys file's, the ones kept beside --state, or new ones (made:
     the file is new and goes if the start fails)."""
@@ -311,9 +327,12 @@ def run(args, stdout, stderr):
                 raise ServeError(str(exc)) from None
             opened.append(capture)
         keys, key_path, made = _keys_for(args)
-        serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
-                      board=board, noise=noise, noise_seed=noise_seed or 0, capture=capture,
-                      control=args.control)
+        try:
+            serve = Serve(config, link, keys, speed=args.speed, seed=args.seed, sink=sink,
+                          board=board, noise=noise, noise_seed=noise_seed or 0,
+                          capture=capture, control=args.control, state=args.state)
+        except StateFileError as exc:
+            raise ServeError(str(exc)) from None
     except BaseException:
         for thing in reversed(opened):
             try:
@@ -343,6 +362,7 @@ def run(args, stdout, stderr):
             note = _advertise(link.url, key_path, config, args.speed)
         if board is not None:
             stdout.write("io: %s at %s\n" % (board.identity["name"], board.url))
+        stdout.write("state: %s\n" % _state_line(serve))
         stdout.flush()
         if args.control:
             _control_reader(serve, sys.stdin, stdout)
@@ -352,9 +372,11 @@ def run(args, stdout, stderr):
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         status = serve.pump.status()
-        stdout.write("stopped: %d frames answered; therapy %s, reservoir %.1f mL; state "
-                     "committed; keys in %s\n" % (serve.frames, status["therapy"],
-                                                  status["reservoir_nl"] / 1e6, key_path))
+        kept = ("state committed to %s" % args.state if args.state
+                else "state was in memory only and is gone (--state FILE keeps it)")
+        stdout.write("stopped: %d frames answered; therapy %s, reservoir %.1f mL; %s; keys in "
+                     "%s\n" % (serve.frames, status["therapy"], status["reservoir_nl"] / 1e6,
+                              kept, key_path))
         if serve.noise is not None:
             done = {}
             for counts in serve.noise.counts.values():

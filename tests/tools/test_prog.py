@@ -718,7 +718,7 @@ def test_end_to_end_serve_and_prog_processes(link):
         if keys_path and os.path.exists(keys_path):
             os.unlink(keys_path)           # serve wrote it to the temporary folder
     assert server.returncode == 0, err
-    assert rest.startswith("stopped: ")
+    assert rest.startswith("state: in memory only") and "\nstopped: " in rest
 
 
 def test_flex_schedules_from_a_file_or_inline(tmp_path):
