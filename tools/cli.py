@@ -109,6 +109,8 @@ def build_parser():
     campaign_cmd.add_parser(commands)
     from tools import conform as conform_command
     conform_command.add_parser(commands)
+    from tools import fuzz as fuzz_command
+    fuzz_command.add_parser(commands)
 
     scenarios = commands.add_parser(
         "scenarios", help="list the scenario library",
@@ -419,6 +421,11 @@ def _cmd_campaign(args, stdout, stderr):
     return campaign_cmd.run(args, stdout, stderr)
 
 
+def _cmd_fuzz(args, stdout, stderr):
+    from tools import fuzz
+    return fuzz.run(args, stdout, stderr)
+
+
 def _cmd_schema(args, stdout, stderr):
     from sim.scenario import repo_root, schema
     text = schema.text()
@@ -517,7 +524,7 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
                 "schema": _cmd_schema,
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
-                "campaign": _cmd_campaign, "conform": _cmd_conform}
+                "campaign": _cmd_campaign, "conform": _cmd_conform, "fuzz": _cmd_fuzz}
     as_json = args.command == "run" and args.json
     try:
         if args.command == "run":
