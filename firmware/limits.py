@@ -84,12 +84,16 @@ def check_daily(limits, daily_ug, baseline_ug, confirm):
                      limits["daily_dose_hard_ug"], confirm)
     if bad or not baseline_ug:
         return bad
+    # The refusal names the increase (over baseline_ug), as its field says: value the increase
+    # asked, hi the increase allowed now (the programmer words the rule from these).
     hard = baseline_ug * (100 + limits["rate_increase_hard_pct"]) // 100
     if daily_ug > hard:
-        return (reasons.OVER_HARD_LIMIT, "rate_increase_24h_ug", daily_ug, 0, hard)
+        return (reasons.OVER_HARD_LIMIT, "rate_increase_24h_ug", daily_ug - baseline_ug, 0,
+                hard - baseline_ug)
     soft = baseline_ug * (100 + limits["rate_increase_soft_pct"]) // 100
     if daily_ug > soft and not confirm:
-        return (reasons.SOFT_LIMIT_NEEDS_CONFIRM, "rate_increase_24h_ug", daily_ug, 0, soft)
+        return (reasons.SOFT_LIMIT_NEEDS_CONFIRM, "rate_increase_24h_ug", daily_ug - baseline_ug,
+                0, soft - baseline_ug)
     return None
 
 

@@ -189,7 +189,8 @@ def test_rate_increase_per_24h_is_limited_against_the_lowest_dose_of_the_day():
     pump, _, _ = make_pump(basal=300)
     pump.sched.run_until(2 * MS_PER_DAY)
     assert pump.program_continuous(400) == reasons.SOFT_LIMIT_NEEDS_CONFIRM   # +33 %
-    assert pump.refusal[1] == "rate_increase_24h_ug"
+    # The refusal names the increase: +100 ug/day asked, +90 (30 % of 300) allowed.
+    assert pump.refusal[1:] == ("rate_increase_24h_ug", 100, 0, 90)
     assert pump.program_continuous(390) == reasons.OK                          # +30 %
     pump.sched.run_until(2 * MS_PER_DAY + HOUR)
     # Stepping up again the same day is judged against 300, not 390.

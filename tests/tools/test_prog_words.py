@@ -143,3 +143,38 @@ def test_a_noisy_link_at_600x_keeps_its_sessions():
         thread.join(10)
         pair.close()
     assert done == 20
+
+
+def test_the_rate_increase_refusal_states_the_rule_and_when(tcp_pump, key_file):
+    # Issue 13 item 4: after lowering the dose, a rise back is refused with the rule, the
+    # increase asked and allowed, and when it becomes possible.
+    server, url = tcp_pump
+    k = ("--key-file", key_file)
+    day = 24 * 60 * MIN
+
+    def advance(ms):
+        with server.lock:
+            server.pump.sched.run_until(server.pump.sched.now_ms() + ms)
+    prog_ok(url, "program", "400", *k)
+    advance(2 * day)
+    prog_ok(url, "program", "175", *k)                 # lowered
+    advance(60 * MIN)
+    code, out, err = prog(url, "program", "400", "--confirm", *k)
+    assert code == 2
+    assert err == ("vpump prog: program: refused (over_hard_limit): a daily dose may rise at most "
+                   "100 % within 24 h of the lowest dose in effect in that time (175 ug/day); "
+                   "this asks +225 ug/day (to 400 ug/day), at most +175 ug/day is allowed now (up "
+                   "to 350 ug/day); waiting does not help while the dose in effect is that low: "
+                   "program at most 350 ug/day now, and more 24 h later (a hard limit: --confirm "
+                   "does not pass it)\n")
+    prog_ok(url, "program", "350", "--confirm", *k)    # +100 %: allowed with confirm
+    advance(2 * 60 * MIN)
+    code, out, err = prog(url, "program", "400", *k)
+    assert code == 2
+    assert "within 24 h of the lowest dose in effect in that time (175 ug/day); this asks " \
+           "+225 ug/day" in err
+    # 175 was replaced on 2026-01-07 at 09:00 (the pump's clock started 2026-01-05 08:00).
+    assert "possible from 2026-01-08 09:00:00 UTC, 24 h after the lower dose was replaced" in err
+    doc = json.loads(prog(url, "program", "400", "--json", *k)[1])
+    assert doc["error"]["field"] == "rate_increase_24h_ug"
+    assert (doc["error"]["value"], doc["error"]["hi"]) == (225, 175)

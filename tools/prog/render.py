@@ -270,9 +270,10 @@ def rate_increase_words(exc):
         " (up to %s ug/day)" % "{:,}".format(baseline + allowed) if baseline is not None else "")
     when = getattr(exc, "possible_from_ms", None)
     if when:
-        text += "; possible from %s, 24 h after the lower dose ended" % iso(when)
-    elif when is None and baseline is not None:
-        text += "; not by waiting while the current program is the lowest: raise it in steps"
+        text += "; possible from %s, 24 h after the lower dose was replaced" % iso(when)
+    elif baseline is not None and hasattr(exc, "possible_from_ms"):
+        text += ("; waiting does not help while the dose in effect is that low: program at most "
+                 "%s ug/day now, and more 24 h later" % "{:,}".format(baseline + allowed))
     if not hard:
         text += "; or check it and repeat the command with --confirm (a soft limit)"
     else:
