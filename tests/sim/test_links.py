@@ -214,25 +214,30 @@ def test_pty_between_two_processes_echoes_1000_frames_unchanged():
 # --- TCP -----------------------------------------------------------------------------------
 
 def test_tcp_round_trip_with_pyserial_socket_client():
+    # The TCP link carries whole frames (sim/tcp_server.py serves its clients frame by frame).
+    from protocol import frame
+    big = frame.encode(9, 0x20, ALL_BYTES)
     with TcpServerLink() as pump:
         assert pump.url == "socket://127.0.0.1:%d" % pump.port and pump.port > 0
         assert pump.read() == b"" and not pump.connected
         assert pump.write(b"nobody") == 6 and pump.bytes_dropped == 6
         with SerialLink(pump.url) as prog:
-            prog.write(ALL_BYTES)
-            assert read_exactly(pump, 256) == ALL_BYTES and pump.connected
+            prog.write(b"noise" + big)
+            assert read_exactly(pump, len(big)) == big and pump.connected
             pump.write(CONTROL + ALL_BYTES)
             assert read_exactly(prog, 256 + len(CONTROL)) == CONTROL + ALL_BYTES
 
 
 def test_tcp_a_new_client_replaces_one_that_left():
+    from protocol import frame
+    one, two = frame.encode(1, 1, b"one"), frame.encode(2, 1, b"two")
     with TcpServerLink() as pump:
         with SerialLink(pump.url) as first:
-            first.write(b"one")
-            assert read_exactly(pump, 3) == b"one"
+            first.write(one)
+            assert read_exactly(pump, len(one)) == one
         with SerialLink(pump.url) as second:
-            second.write(b"two")
-            assert read_exactly(pump, 3) == b"two"
+            second.write(two)
+            assert read_exactly(pump, len(two)) == two
             pump.write(b"ok")
             assert read_exactly(second, 2) == b"ok"
         assert pump.clients_accepted == 2
