@@ -36,6 +36,7 @@ The pcapng writing and reading is scapy's (RawPcapNgWriter / RawPcapNgReader).
 """
 
 import decimal
+import json
 import struct
 import time
 
@@ -66,6 +67,9 @@ class CaptureError(SimError):
 
 def _now_us():
     return time.time_ns() // 1000
+
+
+PUMP_STATE_PREFIX = "pump state "
 
 
 def pump_clock_comment(wall_ms, note=""):
@@ -233,6 +237,9 @@ class Capture:
         self.packets = 0
         self._clock_us = clock_us or _now_us
         self.pump_clock = pump_clock
+        # pump_state(): None, or a JSON-able dict written as a second comment on the pump's
+        # responses ("pump state {...}": `vpump serve` gives its state and new log entries).
+        self.pump_state = None
         # The programmer's side: (pump wall ms, link time us) of the last report.
         self._reported = None
         self._splitters = {INBOUND: _Splitter(side, baud), OUTBOUND: _Splitter(side, baud)}
@@ -265,8 +272,17 @@ class Capture:
         packet.direction = direction
         packet.sniffed_on = self.interface
         comment = self._comment(raw, now_us)
-        if comment:
-            packet.comments = [comment.encode("utf-8")]
+        comments = [comment] if comment else []
+        if self.pump_state is not None and direction == OUTBOUND and len(raw) > 6 and \
+                raw[6] & frame.RESPONSE:
+            # The pump's side: its state and new log entries after it answered (what
+            # `vpump replay` compares; tools/replay_visit.py).
+            state = self.pump_state()
+            if state is not None:
+                comments.append(PUMP_STATE_PREFIX + json.dumps(state, separators=(",", ":"),
+                                                               sort_keys=True))
+        if comments:
+            packet.comments = [c.encode("utf-8") for c in comments]
         # A Decimal keeps the microseconds exact (a float of today's epoch in us is not).
         self._writer.write_packet(packet, sec=decimal.Decimal(now_us) / 1000000)
         self._writer.flush()

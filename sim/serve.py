@@ -34,6 +34,7 @@ import threading
 import time
 
 from firmware.telemetry import Telemetry
+from protocol import commands as C
 from sim.links import RECEIVE, SEND, Manipulator, add_noise
 from sim.runner import Run
 
@@ -94,6 +95,8 @@ class Serve:
             link = CaptureLink(link, capture)
             if capture.pump_clock is None:
                 capture.pump_clock = lambda: self.pump.wall_ms()
+            capture.pump_state = self._capture_state
+            self._captured_log_seq = 0
         self.link = link
         self.keys = keys
         self.speed = speed
@@ -213,6 +216,27 @@ class Serve:
                     time.sleep(timeout)
         finally:
             self.shutdown()
+
+    def _capture_state(self):
+        # The second comment of each response in a capture: where the pump stands after
+        # answering (virtual time, what INTERROGATE would say) and the log entries written since
+        # the last response, so `vpump replay` can compare a replay with the recording.
+        run = self.run_
+        entries = []
+        while True:
+            records = self.pump.persist.log_read(self._captured_log_seq + 1, 32)
+            if not records:
+                break
+            for seq, t_ms, code, args in records:
+                # As READ_LOG gives them: four arguments each.
+                entries.append([seq, t_ms, code] + (list(args) + [0, 0, 0, 0])[:4])
+            self._captured_log_seq = records[-1][0]
+        # INTERROGATE's fields as a programmer decodes them (names, the alarm list).
+        status, state = C.decode_response(C.INTERROGATE, C.encode_ack(
+            C.INTERROGATE, self.telemetry.interrogate()))
+        return {"scenario": run.config["name"], "seed": run.seed,
+                "start_wall_ms": run.start_wall_ms, "now_ms": self.now_virtual_ms(),
+                "interrogate": state, "log": entries}
 
     # -- the back-channel -----------------------------------------------------------------
 

@@ -55,8 +55,10 @@ def scenario_config(scenario, start_wall_ms=DEFAULT_START_WALL_MS):
 
 class VirtualPump:
     def __init__(self, scenario=None, seed=None, keys=None, noise=None, noise_seed=0,
-                 days=None):
-        config = scenario_config(scenario)
+                 days=None, start_wall_ms=None):
+        # start_wall_ms: the implant's wall clock for a fresh pump (default a fixed date);
+        # a scenario has its own.
+        config = scenario_config(scenario, start_wall_ms or DEFAULT_START_WALL_MS)
         self.events = []            # every record the run emits: pump log entries and sim's
         self.run = Run(config, days=days, seed=seed, sink=self.events.append)
         self.run.start()

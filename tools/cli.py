@@ -111,6 +111,8 @@ def build_parser():
     conform_command.add_parser(commands)
     from tools import fuzz as fuzz_command
     fuzz_command.add_parser(commands)
+    from tools import replay_visit
+    replay_visit.add_parser(commands)
 
     scenarios = commands.add_parser(
         "scenarios", help="list the scenario library",
@@ -524,7 +526,8 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
                 "schema": _cmd_schema,
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
-                "campaign": _cmd_campaign, "conform": _cmd_conform, "fuzz": _cmd_fuzz}
+                "campaign": _cmd_campaign, "conform": _cmd_conform, "fuzz": _cmd_fuzz,
+                "replay": _cmd_replay}
     as_json = args.command == "run" and args.json
     try:
         if args.command == "run":
@@ -543,6 +546,11 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         # stdout goes to /dev/null so the interpreter's last flush cannot complain either.
         _stdout_to_devnull(stdout)
         return 141
+
+
+def _cmd_replay(args, stdout, stderr):
+    from tools import replay_visit
+    return replay_visit.run(args, stdout, stderr)
 
 
 def _cmd_conform(args, stdout, stderr):
