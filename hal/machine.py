@@ -27,9 +27,10 @@ import time
 import machine
 
 from hal.base import (
-    Clock, Motor, Battery, Storage, Annunciator, Link, Rng, STROKE_OK, STROKE_STALL, TONE_TWO,
+    Clock, Motor, Battery, Annunciator, Link, Rng, STROKE_OK, STROKE_STALL, TONE_TWO,
 )
-from hal.errors import HalError, StorageError, LinkError
+from hal.errors import HalError, LinkError
+from hal.file_storage import FileStorage
 
 # GPIO numbers per board ("LED" names the on-board LED on a Pico and a Pico W alike).
 #   adc_read   "u16": read_u16() scaled by adc_vref_mv (rp2: 12-bit SAR, 3.3 V reference);
@@ -81,9 +82,6 @@ SETTINGS = {
     "sleep_slice_ms": 10,           # longest sleep without looking at the UART
     "light_sleep": False,           # machine.lightsleep instead of time.sleep_ms (see MachineClock)
 }
-
-_FF = b"\xff" * 256
-
 
 def ticks_period():
     # MicroPython's ticks_ms() wraps at the same period as ticks_add/ticks_diff work in:
@@ -323,76 +321,6 @@ class PwmAnnunciator(Annunciator):
     def _close_internal(self):
         self._queue = []
         self._silence()
-
-
-class FileStorage(Storage):
-    # Storage as one file of `size` bytes on the board's flash file system.  The file is
-    # pre-sized at open (erased bytes 0xFF, as SimStorage reads), then only overwritten in
-    # place: each write() is seek, write, flush, and fsync where the platform has it (CPython;
-    # MicroPython's flush is littlefs' file sync: it commits the write copy-on-write, so a power
-    # cut leaves the file as it was before that write or after it).  firmware/persist.py writes
-    # a snapshot as three such writes (invalidate, body, commit magic), so its atomic commit
-    # holds with or without the file system's help.
-    def __init__(self, path, size):
-        Storage.__init__(self)
-        self.path = path
-        self.size = size
-        try:
-            have = os.stat(path)[6]
-        except OSError:
-            have = -1
-        try:
-            if have < size:
-                f = open(path, "r+b" if have >= 0 else "wb")
-                f.seek(max(have, 0))
-                left = size - max(have, 0)
-                while left > 0:
-                    n = left if left < len(_FF) else len(_FF)
-                    f.write(_FF[:n])
-                    left -= n
-                f.close()
-            self._f = open(path, "r+b")
-        except OSError as e:
-            raise StorageError("cannot open storage file %s of %d bytes: %s" % (path, size, e))
-        self.bytes_written = 0
-
-    def _read_internal(self, addr, n):
-        f = self._f
-        try:
-            f.seek(addr)
-            data = f.read(n)
-        except OSError as e:
-            raise StorageError("read of %d bytes at %d from %s failed: %s" % (n, addr, self.path, e))
-        if data is None or len(data) != n:
-            raise StorageError("read of %d bytes at %d from %s returned %d" % (
-                n, addr, self.path, 0 if data is None else len(data)))
-        return data
-
-    def _write_internal(self, addr, data):
-        f = self._f
-        n = len(data)
-        try:
-            f.seek(addr)
-            done = f.write(data)
-            f.flush()
-            _sync(f)
-        except OSError as e:
-            raise StorageError("write of %d bytes at %d to %s failed: %s" % (n, addr, self.path, e))
-        if done is not None and done != n:
-            raise StorageError("write of %d bytes at %d to %s wrote %d (file system full?)"
-                               % (n, addr, self.path, done))
-        self.bytes_written += n
-
-    def _close_internal(self):
-        self._f.close()
-
-
-_fsync = getattr(os, "fsync", None)
-
-
-def _sync(f):
-    if _fsync is not None and hasattr(f, "fileno"):
-        _fsync(f.fileno())
 
 
 class UartLink(Link):

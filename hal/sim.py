@@ -241,14 +241,17 @@ class SimBoard:
     # names carry; see docs/scenarios.md for where the defaults come from.
     def __init__(self, seed=1, stroke_nl=1000, reservoir_capacity_nl=20000000, reservoir_nl=0,
                  battery_capacity_nah=None, battery_quiescent_na=0, stroke_charge_nah=0,
-                 storage_size=32768, wrap_bits=0, start_raw=0):
+                 storage_size=32768, wrap_bits=0, start_raw=0, storage=None):
+        # storage: None for a SimStorage of storage_size bytes (in RAM, with the fault hooks),
+        # or a Storage part to use instead, e.g. hal/file_storage.py's FileStorage: memory kept
+        # in a file, out of the heap, as a board keeps it.
         self.clock = VirtualClock(wrap_bits, start_raw)
         self.reservoir = SimReservoir(reservoir_nl, reservoir_capacity_nl)
         if battery_capacity_nah is None:
             battery_capacity_nah = 10 ** 12
         self.battery = SimBattery(self.clock, battery_capacity_nah, battery_quiescent_na)
         self.motor = SimMotor(self.reservoir, self.battery, stroke_nl, stroke_charge_nah)
-        self.storage = SimStorage(storage_size)
+        self.storage = SimStorage(storage_size) if storage is None else storage
         self.annunciator = SimAnnunciator()
         self.rng = SimRng(seed)
         self.link = None

@@ -207,7 +207,7 @@ class Replay:
                 reservoir_capacity_nl=m["reservoir_capacity_nl"],
                 battery_capacity_nah=m["battery_capacity_nah"],
                 battery_quiescent_na=m["quiescent_na"],
-                stroke_charge_nah=m["stroke_charge_nah"],
+                stroke_charge_nah=m["stroke_charge_nah"], storage=storage,
             )
         elif config.get("models") or config.get("faults"):
             raise ValueError("scenario %r has [models] or [[faults]]: they act on the simulated "
@@ -215,7 +215,9 @@ class Replay:
                              % config.get("name"))
         if storage is not None:
             # A stored pump (`vpump serve --state`, sim/state_file.py): its flash, and its clock
-            # where the pump left off plus the time it was off, as after a brown-out.
+            # where the pump left off plus the time it was off, as after a brown-out.  (Or a
+            # board's storage kept out of the heap, tests/mp/board_month.py: a SimBoard is built
+            # with it, so no SimStorage's bytearray is ever allocated.)
             board.storage = storage
             board.clock.advance_to(resume_ms)
         self.board = board

@@ -16,6 +16,7 @@ sys.modules["machine"] = fm
 
 import hal.machine as hm
 from hal.base import STROKE_OK, STROKE_STALL, TONE_TWO, TONE_SINGLE
+from hal.errors import StorageError
 
 WORKDIR = ["."]
 WALL_MS = 1767600000000         # 2026-01-05 08:00 UTC
@@ -323,7 +324,7 @@ def check_storage_grows_a_short_file():
     try:
         board.storage.write(1022, b"abcd")
         assert False, "a write past the end must fail"
-    except hm.StorageError:
+    except StorageError:
         pass
     board.close()
 

@@ -34,7 +34,8 @@ PACKAGE = os.path.join("node_modules", "@micropython", "micropython-webassembly-
 # that run a scenario there (paths relative to the repo root).
 PORTABLE_PACKAGES = ("firmware", "protocol")
 PORTABLE_EXTRA = ("hal/__init__.py", "hal/base.py", "hal/errors.py", "hal/sim.py",
-                  "sim/__init__.py", "sim/replay.py", "sim/battery.py", "sim/crystal.py")
+                  "hal/file_storage.py", "sim/__init__.py", "sim/replay.py", "sim/battery.py",
+                  "sim/crystal.py")
 
 
 def portable_files(root=ROOT):
@@ -96,13 +97,15 @@ def run_cpython(script, timeout_s=120):
 class MicroPython:
     _proc = None
 
-    def __init__(self, files=None, root=ROOT, timeout_s=60):
+    def __init__(self, files=None, root=ROOT, timeout_s=60, heapsize=None):
+        # heapsize: the GC heap to start with, in bytes (None: the loader's 1 MiB); see run.mjs.
         problem = skip_reason() or missing_package()
         if problem:
             raise MicroPythonError(problem)
         self.files = PORTABLE_FILES if files is None else list(files)
+        options = ["--heapsize=%d" % heapsize] if heapsize else []
         self._proc = subprocess.Popen(
-            [node_path(), RUN_MJS, wasm_dir(), root] + self.files,
+            [node_path(), RUN_MJS, wasm_dir(), root] + options + self.files,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
         self._buf = b""
         self.timeout_s = timeout_s

