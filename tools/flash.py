@@ -277,7 +277,9 @@ def build(out_dir, board="rp2", wall_ms=None, root=ROOT, mpy_cross=None):
     for src, rel in jobs:
         target = os.path.join(out_dir, rel[:-3] + ".mpy")
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        proc = subprocess.run(cmd + ["-O%d" % OPT, "-s", rel, "-o", target, src],
+        # The embedded source name is the file's own (tracebacks name it; -O3 keeps no line
+        # numbers anyway): the folders would cost the bundle ~300 bytes.
+        proc = subprocess.run(cmd + ["-O%d" % OPT, "-s", rel.split("/")[-1], "-o", target, src],
                               capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise FlashFailure("mpy-cross failed on %s: %s" % (rel, (proc.stderr or proc.stdout).strip()))
