@@ -525,6 +525,62 @@ def fig_roundtrip_pty_vs_echo(quick):
              "serve %.0f/s, echo %.0f/s" % (seconds, reps, served, echoed))
 
 
+# --- security (bench/security.py; docs/threat-model.md) ------------------------------------
+
+FUZZ_FRAMES = 1000000
+_fuzz_runs = {}
+
+
+def _fuzz(quick):
+    # One fuzz run serves both figures (fuzz_frames_per_s, fuzz_findings).
+    import security
+    frames = 20000 if quick else FUZZ_FRAMES
+    if frames not in _fuzz_runs:
+        _fuzz_runs[frames] = security.fuzz(frames, seed=1)
+    return frames, _fuzz_runs[frames]
+
+
+@figure("fuzz_frames_per_s")
+def fig_fuzz_frames_per_s(quick):
+    frames, (rate, findings, summary) = _fuzz(quick)
+    return result(rate, "frames/s", goal=None, better="higher",
+                  note="vpump fuzz against `vpump serve --link socket://127.0.0.1:0`, seed 1: "
+                       "%d frames in %d batches, %.0f s, every batch followed by the liveness "
+                       "probe and a trusted clinician session" % (
+                           summary["frames"], summary["batches"], summary["seconds"]))
+
+
+@figure("fuzz_findings")
+def fig_fuzz_findings(quick):
+    frames, (rate, findings, summary) = _fuzz(quick)
+    return result(findings, "findings", goal=0, better="lower",
+                  note="crashes %d + hangs %d + unauthorised changes %d in %d frames (goal: "
+                       "0 in %d; --quick sends fewer); worst unresponsive %.2f s" % (
+                           summary["crashes"], summary["hangs"],
+                           summary["unauthorised_changes"], summary["frames"], FUZZ_FRAMES,
+                           summary["worst_unresponsive_s"]))
+
+
+@figure("unauth_flood_battery_days")
+def fig_unauth_flood_battery_days(quick):
+    import security
+    hours = 0.5 if quick else 3
+    days, frames, detail = security.unauth_flood_battery_days(hours)
+    return result(round(days, 4), "days", goal=1, better="lower",
+                  note="days of battery life a 24 h flood of unauthenticated frames at the link's "
+                       "full rate costs, scaled from %g h: %s" % (hours, detail))
+
+
+@figure("clinician_lockout_max_s")
+def fig_clinician_lockout_max_s(quick):
+    import security
+    worst, waits = security.clinician_lockout_max_s()
+    return result(worst, "s", goal=300, better="lower",
+                  note="pump seconds a clinician with the right key waits while an attacker "
+                       "without it acts before every try and inside its round trip: " +
+                       ", ".join("%s %g s" % (k, v) for k, v in sorted(waits.items())))
+
+
 # --- MicroPython: the firmware under MicroPython 1.27's WebAssembly port (node) --------------
 #
 # tests/mp/mpsession.py runs a MicroPython session in a node process (`make bench` installs the
