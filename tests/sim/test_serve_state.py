@@ -51,6 +51,15 @@ class Served:
     def programmer(self):
         return Programmer(self.url, key=KEYS["clinician"], timeout_s=2.0, retries=1)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=60)
+        return False
+
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
         out, err = self.proc.communicate(timeout=60)
@@ -62,29 +71,29 @@ def program_entries(log):
 
 
 def test_without_state_the_status_line_says_memory_only(tmp_path):
-    served = Served(tmp_path)
-    assert served.lines["state"].startswith("in memory only")
-    out, _ = served.stop()
+    with Served(tmp_path) as served:
+        assert served.lines["state"].startswith("in memory only")
+        out, _ = served.stop()
     assert "state was in memory only and is gone" in out
 
 
 def test_sigterm_then_restart_resumes_and_time_off_is_an_outage(tmp_path):
     state = str(tmp_path / "pump.state")
-    served = Served(tmp_path, "--state", state)
-    assert served.lines["state"] == "%s (new)" % state
-    with served.programmer() as p:
-        p.program_continuous(300)
-    out, _ = served.stop()
+    with Served(tmp_path, "--state", state) as served:
+        assert served.lines["state"] == "%s (new)" % state
+        with served.programmer() as p:
+            p.program_continuous(300)
+        out, _ = served.stop()
     assert "state committed to %s" % state in out
     # Two hours off: the pump accounts for them as after a brown-out.
     past = time.time() - 7200
     os.utime(state, (past, past))
-    served = Served(tmp_path, "--state", state)
-    assert served.lines["state"].startswith("%s (resumed: boot 2, therapy infusing" % state)
-    with served.programmer() as p:
-        status = p.interrogate()
-        log = p.read_all_log()
-    served.stop()
+    with Served(tmp_path, "--state", state) as served:
+        assert served.lines["state"].startswith("%s (resumed: boot 2, therapy infusing" % state)
+        with served.programmer() as p:
+            status = p.interrogate()
+            log = p.read_all_log()
+        served.stop()
     assert status["basal_ug_per_day"] == 300 and status["boot_count"] == 2
     outages = [e for e in log if e["code"] == eventlog.OUTAGE]
     # At least the gap less the commit interval the pump may have run past its last commit.
@@ -103,41 +112,44 @@ def test_kill_9_at_seeded_moments_never_loses_a_committed_state(tmp_path):
     inflight = None
     boots = 0
     for round_ in range(10):
-        served = Served(tmp_path, "--state", state)
-        boots += 1
-        with served.programmer() as p:
-            status = p.interrogate()
-            log = p.read_all_log()
-        assert status["boot_count"] == boots
-        boot = [e for e in log if e["code"] == eventlog.BOOT][-1]
-        assert boot["args"][1] == (1 if round_ else 0)      # restored from a committed state
-        if acked or inflight is not None:
-            assert status["basal_ug_per_day"] in (acked[-1] if acked else 0, inflight)
-        if inflight is not None and status["basal_ug_per_day"] == inflight and \
-                (not acked or acked[-1] != inflight):
-            acked.append(inflight)      # it was done: its answer was lost with the process
-        # Every acknowledged program is in the log, in order (the log may also hold the one in
-        # flight: its record is appended before the snapshot that carries it is committed).
-        logged = iter(program_entries(log))
-        assert all(any(x == y for y in logged) for x in acked)
-        inflight = None
-        killer = threading.Timer(rng.uniform(0.0, 0.4), served.proc.kill)
-        try:
+        with Served(tmp_path, "--state", state) as served:  # killed on the way out if alive
+            boots += 1
             with served.programmer() as p:
-                p.open_session()
-                killer.start()
-                while True:
-                    basal = rng.randrange(200, 300)     # within the drug's rate limits
-                    if acked and basal == acked[-1]:
-                        continue
-                    inflight = basal
-                    p.program_continuous(basal, confirm=True)
-                    acked.append(basal)
-                    inflight = None
-        except (OutcomeUnknown, ProgrammerError):
-            pass
-        finally:
-            killer.join()
-            served.proc.communicate(timeout=60)
-        assert served.proc.returncode == -signal.SIGKILL
+                status = p.interrogate()
+                log = p.read_all_log()
+            assert status["boot_count"] == boots
+            boot = [e for e in log if e["code"] == eventlog.BOOT][-1]
+            assert boot["args"][1] == (1 if round_ else 0)  # restored from a committed state
+            if acked or inflight is not None:
+                assert status["basal_ug_per_day"] in (acked[-1] if acked else 0, inflight)
+            if inflight is not None and status["basal_ug_per_day"] == inflight and \
+                    (not acked or acked[-1] != inflight):
+                acked.append(inflight)  # it was done: its answer was lost with the process
+            # Every acknowledged program is in the log, in order (the log may also hold the one
+            # in flight: its record is appended before the snapshot that carries it).
+            logged = iter(program_entries(log))
+            assert all(any(x == y for y in logged) for x in acked)
+            inflight = None
+            killer = threading.Timer(rng.uniform(0.0, 0.4), served.proc.kill)
+            try:
+                with served.programmer() as p:
+                    p.open_session()
+                    killer.start()
+                    while True:
+                        basal = rng.randrange(200, 300)     # within the drug's rate limits
+                        if acked and basal == acked[-1]:
+                            continue
+                        inflight = basal
+                        p.program_continuous(basal, confirm=True)
+                        acked.append(basal)
+                        inflight = None
+            except (OutcomeUnknown, ProgrammerError):
+                pass
+            finally:
+                if killer.is_alive() or killer.finished.is_set():
+                    killer.join()
+                else:
+                    served.proc.kill()          # the session never opened: kill it anyway
+                served.proc.communicate(timeout=60)
+            assert served.proc.returncode == -signal.SIGKILL
     assert len(acked) >= 10
