@@ -71,6 +71,12 @@ class FileStorage(SimStorage):
             except OSError as exc:
                 raise StorageError("--state %s: write failed: %s" % (self.path, exc)) from None
 
+    def flip_bit(self, addr, bit):
+        # A simulated decay ([[faults]] bit_flip) decays the file too: it is the flash.
+        SimStorage.flip_bit(self, addr, bit)
+        os.pwrite(self._fd, bytes(self.mem[addr:addr + 1]), addr)
+        os.fdatasync(self._fd)
+
     def _close_internal(self):
         os.close(self._fd)
 

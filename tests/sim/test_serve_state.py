@@ -153,3 +153,28 @@ def test_kill_9_at_seeded_moments_never_loses_a_committed_state(tmp_path):
                 served.proc.communicate(timeout=60)
             assert served.proc.returncode == -signal.SIGKILL
     assert len(acked) >= 10
+
+
+def test_the_state_file_is_the_flash_image_decay_included(tmp_path):
+    from sim.state_file import FileStorage
+    path = str(tmp_path / "s")
+    storage = FileStorage(path, 64)
+    assert not storage.existed and open(path, "rb").read() == b"\xff" * 64   # erased
+    storage.write(3, b"abc")
+    storage.flip_bit(10, 0)
+    storage.close()
+    again = FileStorage(path, 64)
+    assert again.existed and again.mem[3:6] == b"abc" and again.mem[10] == 0xFE
+    again.close()
+
+
+def test_a_file_that_is_not_a_pumps_storage_is_refused_with_exit_2(tmp_path, capsys):
+    from tools.cli import main
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a pump")
+    keys = tmp_path / "keys.json"
+    keys.write_text(format_keys(KEYS), encoding="utf-8")
+    assert main(["serve", "--link", "socket://127.0.0.1:0", "--keys", str(keys),
+                 "--state", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "--state %s: 10 bytes, but a pump's storage is 32768 bytes" % bad in err
