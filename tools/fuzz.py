@@ -123,7 +123,7 @@ def mutate(rng, body):
 
 class Fuzzer:
     def __init__(self, link, keys, seed, findings_dir=None, gap_s=None, clock=time.monotonic,
-                 on_batch=None):
+                 on_batch=None, probe_s=PROBE_S):
         self.link = link
         self.keys = keys
         self.seed = seed
@@ -134,6 +134,7 @@ class Fuzzer:
             frame.link_timing(baud)[0] / 1000.0 if baud else frame.SOCKET_GAP_MS / 1000.0)
         self._clock = clock
         self.on_batch = on_batch
+        self.probe_s = probe_s      # the liveness limit (and the trusted session's patience)
         self._decoder = frame.Decoder()
         self._seq = 0
         self._session = None        # (key, role) of the fuzz session
@@ -374,7 +375,7 @@ class Fuzzer:
                               lambda i: i[0] == reasons.OK and i[2] == seq and i[3] == resp)
             if got and got[-1][0] == reasons.OK and got[-1][2] == seq and got[-1][3] == resp:
                 return self._clock() - start
-            if self._clock() - start > PROBE_S:
+            if self._clock() - start > self.probe_s:
                 return None
 
     def observe(self):
@@ -382,8 +383,8 @@ class Fuzzer:
         self._items(self.gap_s * 1.5)
         self._session = None
         try:
-            with Programmer(self.link, key=self.keys["clinician"], timeout_s=1.0,
-                            retries=2) as p:
+            with Programmer(self.link, key=self.keys["clinician"],
+                            timeout_s=max(1.0, self.probe_s / 2), retries=2) as p:
                 status = p.interrogate()
                 limits = p.read_limits()
                 entries = p.read_all_log(self._log_next)
@@ -437,8 +438,9 @@ class Fuzzer:
                 waited = self.probe(settle=mode == "garbage")
                 if waited is None:
                     self.hangs += 1
-                    self._finding("hang", mode, "no answer to IDENTIFY within %.1f s" % PROBE_S)
-                    self.worst_unresponsive_s = max(self.worst_unresponsive_s, PROBE_S)
+                    self._finding("hang", mode, "no answer to IDENTIFY within %.1f s"
+                                  % self.probe_s)
+                    self.worst_unresponsive_s = max(self.worst_unresponsive_s, self.probe_s)
                     continue
                 self.worst_unresponsive_s = max(self.worst_unresponsive_s, waited)
                 try:
@@ -509,6 +511,9 @@ def add_parser(commands):
                       help="seed of every choice (default: a random one, printed)")
     fuzz.add_argument("--minutes", type=_minutes, metavar="M",
                       help="stop after M minutes even if --frames are not all sent")
+    fuzz.add_argument("--probe-s", type=_seconds, default=PROBE_S, metavar="S",
+                      help="liveness limit: the pump must answer a probe within S seconds "
+                           "(default %g; give more for a slow link or a loaded host)" % PROBE_S)
     fuzz.add_argument("--findings", default="fuzz-findings", metavar="DIR",
                       help="folder for the reproducer files (default ./fuzz-findings)")
     fuzz.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -528,6 +533,18 @@ def _positive(option, lo, hi):
                                              % (text, lo, hi))
         return value
     return parse
+
+
+def _seconds(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.1 <= value <= 600:
+        raise argparse.ArgumentTypeError("got %s, must be a number of seconds from 0.1 to 600"
+                                         % text)
+    return value
 
 
 def _minutes(text):
@@ -560,7 +577,7 @@ def run(args, stdout, stderr):
         stderr.write("vpump fuzz: %s\n" % exc)
         return 1
     try:
-        fuzzer = Fuzzer(link, keys, seed, findings_dir=args.findings)
+        fuzzer = Fuzzer(link, keys, seed, findings_dir=args.findings, probe_s=args.probe_s)
         if not args.json:
             stderr.write("vpump fuzz: seed %d, %d frames against %s\n"
                          % (seed, args.frames, args.url))

@@ -49,7 +49,8 @@ class Served:
         self.url = self.lines["link"]
 
     def programmer(self):
-        return Programmer(self.url, key=KEYS["clinician"], timeout_s=2.0, retries=1)
+        # Patient: a loaded host may be slow; a killed server fails the link at once anyway.
+        return Programmer(self.url, key=KEYS["clinician"], timeout_s=10.0, retries=2)
 
     def __enter__(self):
         return self
