@@ -23,7 +23,9 @@ It sends seeded batches of frames in five modes, and after each batch asks three
                             unauthorised change
 
 Each finding is written as a reproducer (JSON: seed, mode, batch, what the oracle saw, and every
-frame of the batch as hex with what it was meant to be) into --findings DIR; the summary gives
+frame of the batch as hex with what it was meant to be) into --findings DIR, and --replay FILE
+sends its batch again (a session's frames in a new session, tampered the same way) and asks the
+oracles whether the finding shows again; the summary gives
 frames, crashes, hangs, unauthorised changes and the worst unresponsive time, and --json prints
 it as JSON.  The choices are drawn from the seed only (never from the pump's answers), so the
 same seed against the same fresh pump sends the same frames (session nonces aside).
@@ -302,8 +304,8 @@ class Fuzzer:
         replay = (not tamper) and self._counter > 1 and rng.random() < 0.05
         counter = rng.randrange(1, self._counter + 1) if replay else None
         seq, counter, payload = self._wrapped(cmd, body, counter)
-        intent = {"cmd": C.COMMANDS[cmd].name, "body": body.hex(), "counter": counter,
-                  "session_role": self._session[1]}
+        intent = {"cmd": C.COMMANDS[cmd].name, "code": cmd, "body": body.hex(),
+                  "counter": counter, "session_role": self._session[1]}
         if not tamper:
             if replay:
                 intent["replay"] = True
@@ -312,19 +314,25 @@ class Fuzzer:
             return
         payload = bytearray(payload)
         where = rng.randrange(4)
+        at = None
         if where == 0:      # a bit of the counter
-            payload[rng.randrange(4)] ^= 1 << rng.randrange(8)
+            at = rng.randrange(4)
             intent["tamper"] = "counter bit"
         elif where == 1 and len(payload) > session.OVERHEAD:     # a bit of the body
-            payload[4 + rng.randrange(len(payload) - session.OVERHEAD)] ^= 1 << rng.randrange(8)
+            at = 4 + rng.randrange(len(payload) - session.OVERHEAD)
             intent["tamper"] = "body bit"
         elif where == 2:    # a bit of the MAC
-            payload[len(payload) - 1 - rng.randrange(8)] ^= 1 << rng.randrange(8)
+            at = len(payload) - 1 - rng.randrange(8)
             intent["tamper"] = "mac bit"
         else:               # the header the MAC covers, with a CRC that fits again
             other = rng.choice([c for c in _AUTH_CMDS if c != cmd])
             intent["tamper"] = "cmd %s -> %s" % (C.COMMANDS[cmd].name, C.COMMANDS[other].name)
+            intent["as_code"] = other
             cmd = other
+        if at is not None:
+            mask = 1 << rng.randrange(8)
+            payload[at] ^= mask
+            intent["tamper_at"], intent["tamper_mask"] = at, mask
         self._write(frame.encode(seq, cmd, bytes(payload)), intent)
         self._items(0)
 
@@ -462,12 +470,58 @@ class Fuzzer:
         self.elapsed_s = self._clock() - start
         return self.summary()
 
+    def replay(self, record):
+        """Send a reproducer's frames again, then ask the oracles.  Frames outside a session go
+        verbatim; a session's frames are wrapped again in a new session of the same role (new
+        nonces, so new MACs) with the same tampering.  Returns {"reproduced", "hang", "changes"}."""
+        before, _ = self.observe()
+        self._batch_frames = []
+        try:
+            for item in record["frames"]:
+                intent = item["intent"]
+                role = intent.get("session_role")
+                if role is None:
+                    if "role" in intent:
+                        continue        # the recorded session's own login: done again below
+                    data = bytes.fromhex(item["hex"])
+                    try:
+                        self.link.write(data)
+                    except LinkError as exc:
+                        raise Crash("the link failed while sending: %s" % exc) from None
+                    self.frames += 1
+                    self._items(0)
+                    continue
+                if self._session is None or self._session[1] != role:
+                    if not self._login(role):
+                        continue
+                code = intent["code"]
+                seq, counter, payload = self._wrapped(
+                    code, bytes.fromhex(intent["body"]),
+                    max(1, self._counter) if intent.get("replay") else None)
+                payload = bytearray(payload)
+                if "tamper_at" in intent and intent["tamper_at"] < len(payload):
+                    payload[intent["tamper_at"]] ^= intent["tamper_mask"]
+                self._write(frame.encode(seq, intent.get("as_code", code), bytes(payload)),
+                            intent)
+                self._items(0)
+            self._drain()
+            waited = self.probe(settle=True)
+            if waited is None:
+                return {"reproduced": True, "hang": True, "changes": []}
+            after, entries = self.observe()
+        except Crash as exc:
+            return {"reproduced": True, "hang": False, "crash": str(exc), "changes": []}
+        wrong = self.changes(record["mode"], before, after, entries)
+        return {"reproduced": bool(wrong), "hang": False, "changes": wrong}
+
     def _finding(self, kind, mode, detail):
         record = {"finding": kind, "mode": mode, "seed": self.seed, "batch": self.batches,
                   "detail": detail, "frames": list(self._batch_frames),
-                  "reproduce": "the run is seeded: vpump fuzz URL --key-file F --seed %d "
-                               "--frames %d against the same fresh pump sends these frames "
-                               "again as batch %d" % (self.seed, self.frames, self.batches)}
+                  "reproduce": "vpump fuzz URL --key-file F --replay THIS_FILE sends this "
+                               "batch again; or, the run being seeded, vpump fuzz URL --key-file "
+                               "F --seed %d --frames %d against the same fresh pump sends every "
+                               "batch up to this one (%d) again"
+                               % (self.seed, self.frames, self.batches)}
         if self.findings_dir:
             os.makedirs(self.findings_dir, exist_ok=True)
             path = os.path.join(self.findings_dir, "finding-%d-%s-batch%d.json"
@@ -516,6 +570,10 @@ def add_parser(commands):
                            "(default %g; give more for a slow link or a loaded host)" % PROBE_S)
     fuzz.add_argument("--findings", default="fuzz-findings", metavar="DIR",
                       help="folder for the reproducer files (default ./fuzz-findings)")
+    fuzz.add_argument("--replay", metavar="FILE",
+                      help="send a reproducer's frames again (a session's frames in a new "
+                           "session, tampered the same way) and say whether its finding shows "
+                           "again (exit 1) or not (exit 0)")
     fuzz.add_argument("--json", action="store_true", help="print the summary as JSON")
     return fuzz
 
@@ -569,6 +627,15 @@ def run(args, stdout, stderr):
                                                            exc.strerror or exc)) from None
     except ValueError as exc:
         raise FuzzUsage("--key-file %s: %s" % (args.key_file, exc)) from None
+    record = None
+    if args.replay:
+        try:
+            with open(args.replay, encoding="utf-8") as f:
+                record = json.load(f)
+            record["frames"], record["mode"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise FuzzUsage("--replay %s: not a vpump fuzz reproducer (%s)"
+                            % (args.replay, exc)) from None
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     from hal.serial_link import SerialLink
     try:
@@ -578,6 +645,20 @@ def run(args, stdout, stderr):
         return 1
     try:
         fuzzer = Fuzzer(link, keys, seed, findings_dir=args.findings, probe_s=args.probe_s)
+        if record is not None:
+            try:
+                outcome = fuzzer.replay(record)
+            except (FuzzError, ProgrammerError) as exc:
+                stderr.write("vpump fuzz: %s\n" % exc)
+                return 1
+            if args.json:
+                stdout.write(json.dumps(outcome) + "\n")
+            else:
+                stdout.write("%s: %s\n" % (
+                    args.replay, "reproduced: " + ("; ".join(outcome["changes"]) or
+                                                   outcome.get("crash") or "a hang")
+                    if outcome["reproduced"] else "not reproduced"))
+            return 1 if outcome["reproduced"] else 0
         if not args.json:
             stderr.write("vpump fuzz: seed %d, %d frames against %s\n"
                          % (seed, args.frames, args.url))

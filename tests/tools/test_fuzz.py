@@ -108,6 +108,16 @@ def test_the_fuzzer_finds_a_planted_unauthorised_change_and_writes_a_reproducer(
         repro = json.load(f)
     assert repro["seed"] == 3 and repro["mode"] == "tampered" and repro["frames"]
     assert all("tamper" in fr["intent"] for fr in repro["frames"][2:])
+    # The reproducer shows the finding again on a fresh pump with the same bug, not on ours.
+    for telemetry_class, expected in ((CanaryTelemetry, True), (Telemetry, False)):
+        server = PumpThread(telemetry_class)
+        link = SerialLink(server.link.url)
+        try:
+            outcome = Fuzzer(link, KEYS, seed=4, probe_s=30).replay(repro)
+        finally:
+            link.close()
+            server.stop()
+        assert outcome["reproduced"] is expected, outcome
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):
@@ -115,6 +125,10 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert "--key-file" in capsys.readouterr().err
     keys = key_file(tmp_path)
     assert main(["fuzz", "socket://127.0.0.1:1", "--key-file", keys, "--frames", "0"]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["fuzz", "socket://127.0.0.1:1", "--key-file", keys, "--replay", str(bad)]) == 2
+    assert "not a vpump fuzz reproducer" in capsys.readouterr().err
 
 
 def test_mutations_are_seeded():
