@@ -287,12 +287,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
     text = render_markdown()
     shown = _display(args.output)
+    if os.path.isdir(args.output):
+        # A user's mistake (exit 2, one line), as every other vpump command reports one.
+        print("vpump diagram: --output %s: is a folder; give the file to write, e.g. %s"
+              % (args.output, os.path.join(args.output, "state-machine.md")), file=sys.stderr)
+        return 2
     if args.check:
         try:
             with open(args.output, encoding="utf-8", newline="") as f:
                 current = f.read()
         except FileNotFoundError:
             current = None
+        except (OSError, UnicodeDecodeError) as err:
+            print("vpump diagram: --output %s: cannot read it: %s"
+                  % (args.output, getattr(err, "strerror", None) or err), file=sys.stderr)
+            return 2
         if current != text:
             print("%s is %s: run `vpump diagram` (or `make diagram`) to regenerate it"
                   % (shown, "missing" if current is None else "out of date"), file=sys.stderr)
@@ -305,8 +314,9 @@ def main(argv=None):
         with open(args.output, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
     except OSError as err:
-        print("cannot write %s: %s" % (shown, err.strerror or err), file=sys.stderr)
-        return 1
+        print("vpump diagram: --output %s: cannot write it: %s"
+              % (args.output, err.strerror or err), file=sys.stderr)
+        return 2
     print("wrote %s" % shown, file=sys.stderr)
     return 0
 

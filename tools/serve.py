@@ -6,8 +6,8 @@ stdout starts with two lines a script can read:
     keys: /home/me/.local/state/vpump/keys-VP-123456.json
 
 Generated keys go to a per-user state folder ($XDG_STATE_HOME/vpump, else ~/.local/state/vpump),
-or, when a --state FILE option is given, beside it (FILE.keys.json, reused by the next serve of
-that state); a serve that fails to start removes the key file it made.
+or with --state FILE beside it (FILE.keys.json, reused by the next serve of that state); a serve
+that fails to start removes the key file it made.
 
 Ctrl-C or SIGTERM stops it cleanly, with the pump's state committed.  With --io URL the
 firmware's motor, battery and annunciator are a bench board's (hal/serial_io.py), and a third
@@ -51,7 +51,8 @@ def add_parser(commands):
     serve.add_argument("--keys", metavar="FILE",
                        help="key file (JSON with the clinician and patient keys); without it "
                             "random keys are generated and written to a new file in "
-                            "$XDG_STATE_HOME/vpump (default ~/.local/state/vpump); the "
+                            "$XDG_STATE_HOME/vpump (default ~/.local/state/vpump), or beside "
+                            "--state FILE as FILE.keys.json (reused when it exists); the "
                             "'keys:' line says where")
     serve.add_argument("--seed", type=_seed, metavar="N",
                        help="seed the simulation's random numbers (0 to 4294967295); session "
@@ -178,6 +179,10 @@ def write_new_keys(serial, path):
         os.makedirs(folder, mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
+        if path.endswith(".keys.json") and not os.path.basename(path).startswith("keys-"):
+            raise ServeError("--state %s: cannot write its keys beside it (%s): %s; give a "
+                             "file in a folder you can write" % (path[:-len(".keys.json")], path,
+                                                                  exc.strerror or exc)) from None
         raise ServeError("cannot write new keys to %s: %s (give --keys FILE, or set "
                          "XDG_STATE_HOME to a folder you can write)"
                          % (path, exc.strerror or exc)) from None

@@ -34,6 +34,18 @@ def _cases(tmp):
         ["run", "-"],                               # stdin is empty
         ["scenarios", "--bogus"],
         ["diagram", "--bogus"],
+        ["diagram", "--output", a_dir],
+        ["diagram", "--check", "--output", a_dir],
+        ["diagram", "--output", "/proc/forbidden/x.md"],
+        ["schema", "--bogus"],
+        ["serve", "--state", a_dir],
+        ["serve", "--link", "loop", "--state", "/proc/forbidden/pump.state"],
+        ["serve", "--link", "loop", "--state", a_file],
+        ["fuzz"],
+        ["fuzz", NOWHERE, "--key-file", os.path.join(tmp, "none.json")],
+        ["conform", NOWHERE, "--key-file", bad_keys],
+        ["campaign", os.path.join(tmp, "none.toml")],
+        ["campaign", a_file],
         ["serve", "--speed", "0"],
         ["serve", "--speed", "fast"],
         ["serve", "--baud", "12"],
@@ -80,6 +92,7 @@ def _cases(tmp):
         ["report", os.path.join(tmp, "no-run")],
         ["report", a_file],
         ["report", a_dir, "--scenario", "no-such-scenario"],
+        ["report", a_dir, "--out", a_file],
         ["flash", "--bogus"],
     ]
 
