@@ -248,7 +248,11 @@ def plot_all(events, rows, summary, daily, curves, out_dir, plt, model=None):
         pts = [_event_day(e, t0) for e in events if e["event"] == name
                and (name != "refill" or e.get("src") == "sim")]
         if pts:
-            ax.plot(pts, [y] * len(pts), marker, color=color, ls="none",
+            # Hundreds of marks (a year of refused presses) as thin ticks, so the lane reads as
+            # how often, not as one solid band; the count is in the legend.
+            many = len(pts) > 150
+            ax.plot(pts, [y] * len(pts), "|" if many else marker, color=color, ls="none",
+                    ms=6, alpha=0.35 if many else 1.0,
                     label="%s (%d)" % (label, len(pts)))
     ax.set_yticks([4.0, 2.6, 2.0, 1.4, 0.8, 0.2])
     ax.set_yticklabels(["therapy\n(share of time)", "alarm +", "alarm -", "refill", "refused",
