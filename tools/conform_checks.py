@@ -10,8 +10,8 @@ What the suite changes on the pump (so run it on a bench pump, not one in a pati
 programs a continuous rate (the one the pump had, or 100 ug/day), gives a 1 ug clinician bolus
 and a 1 ug patient bolus, enables the patient bolus, refills with the volume the pump already
 estimates, sets the clock to the pump's own time, silences alarms for a minute and sounds the
-alarm test.  At the end it puts back the limits, the alarm volume and the continuous rate, and
-stops therapy again if it was stopped.
+alarm test.  At the end it puts back the limits, the alarm volume and the continuous rate,
+leaves the patient bolus off (saying so when it was on) and stops therapy if it was stopped.
 """
 
 import os

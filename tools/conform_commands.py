@@ -144,6 +144,7 @@ def cmd_boluses(ctx):
            "SET_PATIENT_BOLUS 1 ug over 1 min, lockout 15 min, 4 a day")
     if ctx.patient_bolus_was is None:
         ctx.patient_bolus_was = f["old_enabled"]
+        ctx.patient_bolus_old_dose = f["old_dose_ug"]
     ctx.naks["therapy_stopped"] = nak(run(ctx, C.PATIENT_BOLUS), "PATIENT_BOLUS while stopped",
                                       reasons.THERAPY_STOPPED, macced=True)
     ok(run(ctx, C.START), "START")
@@ -298,6 +299,11 @@ def restore(ctx):
                       {"basal_ug_per_day": ctx.start["basal_ug_per_day"], "confirm": True}))
     if ctx.patient_bolus_was is False:
         steps.append(("patient bolus off", C.SET_PATIENT_BOLUS, patient_bolus_fields(False)))
+    elif ctx.patient_bolus_was:
+        # SET_PATIENT_BOLUS answers only the old dose: the old duration, lockout and maximum
+        # cannot be read back, so the clinician programs them again.
+        problems.append("patient bolus: it was on (%d ug); conform leaves it off: program its "
+                        "settings again" % ctx.patient_bolus_old_dose)
     if not ctx.start["therapy_on"]:
         steps.append(("therapy stopped", C.STOP, {}))
     for name, cmd, fields in steps:

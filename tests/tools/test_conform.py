@@ -110,3 +110,20 @@ def test_list_only_and_bad_input(tmp_path):
     assert main(["conform", "x", "--key-file", "k", "--gap-ms", "0"], stdout=io.StringIO(),
                 stderr=err) == 2
     assert "got 0, must be a whole number from 1 to 10000" in err.getvalue()
+
+
+def test_in_process_scenario_pump_passes_and_gets_its_program_back():
+    # The checks in virtual time (the inter-byte silence too), against a scenario's pump that
+    # has a program and a patient bolus: what could be put back is, and the rest is said.
+    from sim.virtual_pump import VirtualPump
+    from tools.conform import run_checks
+    vp = VirtualPump("adult-sci-continuous", seed=1)
+    report = run_checks(vp.link, vp.keys, clock=vp.clock)
+    assert [r["name"] for r in report["results"] if r["status"] == "fail"] == []
+    skipped = [r["name"] for r in report["results"] if r["status"] == "skip"]
+    assert "nak.no_program" in skipped          # this pump has a program
+    assert vp.status()["program"] == {"mode": "continuous", "basal_ug_per_day": 400}
+    assert vp.status()["therapy_on"] is True
+    assert report["not_restored"] == ["patient bolus: it was on (25 ug); conform leaves it "
+                                      "off: program its settings again"]
+    vp.close()

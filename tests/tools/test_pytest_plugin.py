@@ -94,3 +94,13 @@ def test_served_pump_back_channel_and_stop(tmp_path):
     assert any(line.startswith("stopped: 0 frames answered") for line in served.output)
     with pytest.raises(ServedPumpError, match="has ended"):
         served.status()
+
+
+def test_served_pump_on_a_pty(vpump_served_factory):
+    from protocol.client import Programmer
+    served = vpump_served_factory(link="pty", seed=2, speed=10.0)
+    assert served.url.startswith("/dev/")
+    with Programmer(served.url, key=served.keys["clinician"], timeout_s=5.0) as prog:
+        assert prog.program_continuous(300)["new_daily_ug"] == 300
+    assert served.interrogate()["basal_ug_per_day"] == 300
+    assert "program" in [e["event"] for e in served.log()]
