@@ -110,8 +110,6 @@ def _violations(ok, out_dir, verify):
 def write_repro(req, variant, first, out_dir, verify=True):
     """DIR/repro/REQ.toml: the variant's scenario, cut to the day of the first violation when
     the cut run still shows it.  Returns the path relative to out_dir."""
-    import tomli_w
-
     raw, config = variant_module.scenario_of(variant)
     days = config["days"]
     cut = days
@@ -137,7 +135,7 @@ def write_repro(req, variant, first, out_dir, verify=True):
     chosen = dict(chosen)
     chosen["scenario"] = dict(chosen["scenario"])
     chosen["scenario"]["name"] = "%s-%s-%s" % (variant["campaign"], req, variant["base"])
-    text = "\n".join(header) + "\n\n" + tomli_w.dumps(_toml_ready(chosen))
+    text = "\n".join(header) + "\n\n" + scenario_toml(chosen)
     folder = os.path.join(out_dir, "repro")
     os.makedirs(folder, exist_ok=True)
     write_atomic(os.path.join(folder, req + ".toml"), text)
@@ -154,10 +152,48 @@ def _shows(raw, variant, req):
     return any(x.get("req") == req for x in summary.get("violations") or [])
 
 
-def _toml_ready(value):
-    # tomli_w writes every TOML type; the tables are written in the order given.
-    if isinstance(value, dict):
-        return {k: _toml_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_toml_ready(v) for v in value]
-    return value
+def scenario_toml(raw):
+    """A scenario document as TOML the way scenario files are written: [table]s, then
+    [[timeline]] / [[faults]] entries (and [[timeline.flex]], [[therapy.flex]] under them)."""
+    import tomli_w
+
+    def value_of(value):
+        if isinstance(value, list):
+            return "[%s]" % ", ".join(value_of(v) for v in value)
+        if isinstance(value, dict):
+            return "{%s}" % ", ".join("%s = %s" % (key_of(k), value_of(v))
+                                      for k, v in value.items())
+        return tomli_w.dumps({"v": value})[len("v = "):].strip()
+
+    def key_of(key):
+        return tomli_w.dumps({key: 0}).split(" = ")[0]
+
+    def line(key, value):
+        return "%s = %s" % (key_of(key), value_of(value))
+
+    def body(name, table, out):
+        later = []
+        for key, value in table.items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                later.append((key, value))
+            else:
+                out.append(line(key, value))
+        for key, entries in later:
+            for entry in entries:
+                out.append("")
+                out.append("[[%s.%s]]" % (name, key))
+                body("%s.%s" % (name, key), entry, out)
+
+    out = []
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            out.append("[%s]" % name)
+            body(name, value, out)
+            out.append("")
+    for name, value in raw.items():
+        if isinstance(value, list):
+            for entry in value:
+                out.append("[[%s]]" % name)
+                body(name, entry, out)
+                out.append("")
+    return "\n".join(out)

@@ -95,6 +95,7 @@ class _Collector:
             if name == "fault_end":
                 occurrence["ended"] = True
             else:
+                occurrence["recovered"] = True
                 waiting.remove(occurrence)
             break
 
@@ -103,6 +104,12 @@ class _Collector:
         t = record["t_ms"] - self.start
         still = []
         for occurrence in self.open:
+            end = occurrence["end_ms"]
+            if end is not None and t > end and not (occurrence["kind"] == "mri"
+                                                    and not occurrence.get("recovered")):
+                # Over (an MRI: once its rotor turns again) without being seen: whatever
+                # alarm comes now is another fault's, not this one's.
+                continue
             ways = DETECTED_BY.get(occurrence["kind"], ())
             hit = any(way == name and (want is None or want == alarm) for way, want in ways)
             if hit and t >= occurrence["start_ms"]:
@@ -294,9 +301,13 @@ def _measure(result, summary, collector, clinic_hours, days):
         })
     result["faults"] = faults
     violations = summary.get("violations") or []
-    counts = {}
-    for v in violations:
-        counts[v.get("req", "?")] = counts.get(v.get("req", "?"), 0) + 1
+    counts = summary.get("violation_counts")
+    if counts is None:
+        # The summary keeps a few records per requirement; its counts (when it has them) are
+        # every violation.
+        counts = {}
+        for v in violations:
+            counts[v.get("req", "?")] = counts.get(v.get("req", "?"), 0) + 1
     result["violation_counts"] = dict(sorted(counts.items()))
     result["violations"] = [dict(v) for v in violations[:KEEP_VIOLATIONS]]
     keep = ("scenario", "days", "seed", "programmed_ug", "delivered_ug", "delivered_true_ug",
