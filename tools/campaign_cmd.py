@@ -10,7 +10,9 @@ the value and what is allowed), 1 the output cannot be written or the cluster ca
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 
 EXIT_FOUND = 3
@@ -100,6 +102,17 @@ class _Bar:
             self.bar.close()
 
 
+def _term_as_interrupt():
+    # A SIGTERM (a batch system's stop, `kill`) ends the campaign as Ctrl-C does: finished runs
+    # kept, the rest cancelled.  Only from the main thread (signal handlers live there).
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(args, stdout, stderr):
     from sim.campaign import spec as spec_module
     from sim.campaign.execute import execute
@@ -145,6 +158,7 @@ def run(args, stdout, stderr):
         stdout.flush()
 
     t0 = time.perf_counter()
+    previous = _term_as_interrupt()
     try:
         execute(pending, on_result, workers=workers, dask=args.dask, log=log)
     except KeyboardInterrupt:
@@ -154,6 +168,9 @@ def run(args, stdout, stderr):
                      % (len(done) + counts["finished"], len(variants),
                         os.path.join(out_dir, "runs")))
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     bar.close()
     wall = time.perf_counter() - t0
     agg = finish(spec, variants, store, out_dir, args.csv, wall)

@@ -163,7 +163,8 @@ def test_rerun_runs_only_missing_variants(pooled, tiny, tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_ctrl_c_keeps_finished_runs_and_the_rerun_continues(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_finished_runs_and_the_rerun_continues(tmp_path, signum):
     spec = tmp_path / "longer.toml"
     spec.write_text(TINY.replace("seeds = 2", "seeds = 6").replace("days = 3", "days = 10"))
     out = tmp_path / "out"
@@ -176,7 +177,7 @@ def test_ctrl_c_keeps_finished_runs_and_the_rerun_continues(tmp_path):
             if runs.is_dir() and len([n for n in os.listdir(runs) if n.endswith(".json")]) >= 2:
                 break
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
