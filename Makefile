@@ -15,7 +15,7 @@ NPM ?= npm
 NODE_STAMP := node_modules/.vpump-npm-ci
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv demo test bench diagram clean
+.PHONY: help install venv demo test bench diagram dissector tshark clean
 
 help:
 	@echo "make install   create $(VENV) and install vpump with its test, bench, board, report, campaign and capture extras"
@@ -23,6 +23,7 @@ help:
 	@echo "make test      run the test suites"
 	@echo "make bench     run the benchmarks: bench/results.json and a table"
 	@echo "make diagram   regenerate docs/state-machine.md from the state table"
+	@echo "make dissector regenerate the tables of tools/wireshark/vpump.lua from protocol/ and firmware/"
 	@echo "make clean     remove build outputs and caches (keeps $(VENV))"
 
 $(PY):
@@ -46,15 +47,33 @@ demo: $(STAMP)
 	$(VPUMP) run scenarios/adult-sci-continuous.toml --days 180 --out out/demo
 	$(VPUMP) report out/demo --scenario adult-sci-continuous
 
-# Every suite runs from pytest; later suites add their installs as prerequisites here.
-test: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest
+# The Wireshark dissector's test runs the real tshark (Debian package): installed here when it is
+# missing and we can (root with apt-get, as CI is); otherwise that test is skipped, and says so.
+tshark:
+	@if ! command -v tshark >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing tshark (Debian package) for the Wireshark dissector test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null) \
+				|| echo "make: could not install tshark: the Wireshark dissector test will be skipped"; \
+		else \
+			echo "make: tshark not found (and not root with apt-get to install it): the Wireshark dissector test will be skipped"; \
+		fi; \
+	fi
+
+# Every suite runs from pytest; later suites add their installs as prerequisites here.  -rs lists
+# every skipped test with its reason at the end.
+test: $(STAMP) $(NODE_STAMP) tshark
+	@command -v tshark >/dev/null 2>&1 || echo "make test: tshark not found: SKIPPING the Wireshark dissector test (tests/tools/test_wireshark.py)"
+	$(PY) -m pytest -rs
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/run.py
 
 diagram: $(STAMP)
 	$(VPUMP) diagram
+
+dissector: $(STAMP)
+	$(VPUMP) wireshark --generate
 
 clean:
 	rm -rf build dist *.egg-info out .pytest_cache .hypothesis

@@ -437,17 +437,17 @@ def decode_packet(data):
     if length + 6 != len(data) or not 3 <= length <= _MAX_LEN:
         return out
     version, seq, cmd = data[4], data[5], data[6]
-    out.update(version=version, seq=seq, cmd=cmd)
+    code = cmd & 0x7F
+    spec = C.COMMANDS.get(code)
+    response = bool(cmd & frame.RESPONSE)
+    out.update(version=version, seq=seq, cmd=cmd, response=response,
+               command=spec.name if spec else None)
     decoded = frame.Decoder().feed(data)
     if not decoded or decoded[0][0] != reasons.OK:
-        out["kind"] = "bad_crc"
+        out["kind"] = "bad_crc"     # the header as read: not to be trusted
         return out
     out["kind"] = "frame"
     payload = decoded[0][4]
-    response = bool(cmd & frame.RESPONSE)
-    code = cmd & 0x7F
-    spec = C.COMMANDS.get(code)
-    out.update(response=response, command=spec.name if spec else None)
     if spec is None:
         if response:
             _decode_response(out, code, payload)

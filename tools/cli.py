@@ -113,6 +113,8 @@ def build_parser():
     fuzz_command.add_parser(commands)
     from tools import replay_visit
     replay_visit.add_parser(commands)
+    from tools import wireshark as wireshark_command
+    wireshark_command.add_parser(commands)
 
     scenarios = commands.add_parser(
         "scenarios", help="list the scenario library",
@@ -413,6 +415,11 @@ def _cmd_flash(args, stdout, stderr):
     return flash.run(args, stdout, stderr)
 
 
+def _cmd_wireshark(args, stdout, stderr):
+    from tools import wireshark
+    return wireshark.run(args, stdout, stderr)
+
+
 def _cmd_report(args, stdout, stderr):
     from tools import report
     return report.run(args, stdout, stderr)
@@ -527,7 +534,7 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
                 "campaign": _cmd_campaign, "conform": _cmd_conform, "fuzz": _cmd_fuzz,
-                "replay": _cmd_replay}
+                "replay": _cmd_replay, "wireshark": _cmd_wireshark}
     as_json = args.command == "run" and args.json
     try:
         if args.command == "run":

@@ -210,7 +210,7 @@ _LIMIT_OPTIONS = (
 def _setup_set_limits(p):
     for option, dest, unit, what in _LIMIT_OPTIONS:
         p.add_argument(option, dest=dest, type=_whole(1, MAX_UG, unit), metavar="N",
-                       help="%s (%s)" % (what, unit))
+                       help="%s (%s)" % (what, unit.replace("%", "%%")))
 
 
 def _setup_program(p):
