@@ -1,8 +1,9 @@
 # Scenario replay: the real firmware on the simulated board, driven through a scenario in
-# virtual time.  Portable: runs unchanged on CPython and MicroPython 1.27 (the one module of sim/
-# that does), so the same scenario drives the same firmware on both and tests/golden/ compares
-# their event traces byte for byte.  sim/runner.py builds `vpump run` on it (events.jsonl,
-# timeseries.csv, the summary); nothing here may import the rest of sim/ or anything host-only.
+# virtual time.  Portable: runs unchanged on CPython and MicroPython 1.27 (with sim/plan.py and
+# the models it builds, sim/battery.py and sim/crystal.py), so the same scenario drives the
+# same firmware on both and tests/golden/ compares their event traces byte for byte.
+# sim/runner.py builds `vpump run` on it (events.jsonl, timeseries.csv, the summary); nothing
+# here may import the rest of sim/ (but those portable modules) or anything host-only.
 #
 # The scenario is plain data in firmware units, as sim.scenario.load returns it (JSON on the way
 # to MicroPython, which has no TOML reader).  A replay builds a SimBoard and a Pump, sets the
@@ -23,10 +24,8 @@ from firmware.pump import Pump
 from hal.errors import PowerLost
 from hal.sim import SimBoard, SimRng
 from protocol import reasons
+from sim.plan import plan
 
-# Patients press the bolus button while awake (UNSOURCED: 08:00 to 22:00).
-_AWAKE_FROM_MIN = 8 * 60
-_AWAKE_MINUTES = 14 * 60
 _PATIENT_SEED_XOR = 0x5EED5EED
 _MOTOR_SEED_XOR = 0xB1A5B1A5
 _PPM = 1000000
@@ -58,17 +57,12 @@ _PPM = 1000000
 FAULT_KINDS = ("motor_stall", "occlusion", "dislodgement", "storage_fail", "power_loss",
                "mri", "link_noise", "bit_flip", "brown_out")
 
-# A [[faults]] entry with rate_per_year happens at random (seeded): each hour of its window is a
-# Bernoulli draw with p = rate / 8760, so at most one occurrence starts in any hour.
-_FAULT_SEED_XOR = 0xFA017FA0
-_HOURS_PER_YEAR = 8760
 _FAULT_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
 # Bit flips and the byte a power cut lands on come from their own generator, so adding such a
 # fault moves neither the patient's presses nor the random faults.
 _STORAGE_SEED_XOR = 0x5107A6E5
 _REC_BYTES = 32                 # firmware/persist.py's log record
 _SLOT_OVERHEAD_BYTES = 10       # and a snapshot slot's magic, seq, len and CRC
-_MS_PER_HOUR = 3600000
 
 # Requests that are telemetry sessions on a real pump (a programmer's or the patient's remote):
 # with [models] battery they cost the cell a session's charge (docs/battery-and-clock.md).
@@ -82,105 +76,6 @@ def trace_line(seq, t_ms, code, args):
     if args:
         return "%d %d %d %s" % (seq, t_ms, code, ",".join([str(a) for a in args]))
     return "%d %d %d -" % (seq, t_ms, code)
-
-
-def plan(config, days, end_ms, rng):
-    # Every action of a run, sorted: [(t_ms, order, action dict)].  rng draws the patient's
-    # presses (a SimRng seeded from the scenario's seed).
-    out = []
-    order = 0
-    for action in config.get("timeline") or ():
-        if action["t_ms"] <= end_ms:
-            out.append((action["t_ms"], order, action))
-            order += 1
-    refills = config.get("refills")
-    if refills:
-        t = refills["first_ms"]
-        while t <= end_ms:
-            out.append((t, order, {"action": "refill", "volume_nl": refills["volume_nl"],
-                                   "concentration_ug_per_ml": refills["concentration_ug_per_ml"],
-                                   "bridge": refills["bridge"]}))
-            order += 1
-            t += refills["every_ms"]
-    mean = config.get("patient_requests_per_day") or 0
-    if mean and config.get("patient_bolus"):
-        midnight_offset = config["start_wall_ms"] % MS_PER_DAY
-        for day in range(days + 1):
-            # Binomial(2 * mean, 1/2) presses a day, at uniform times while awake.
-            presses = 0
-            for _ in range(2 * mean):
-                presses += rng.next_u32() & 1
-            for _ in range(presses):
-                minute = _AWAKE_FROM_MIN + rng.next_u32() % _AWAKE_MINUTES
-                t = day * MS_PER_DAY + minute * 60000 - midnight_offset
-                if 0 <= t <= end_ms:
-                    out.append((t, order, {"action": "patient_bolus"}))
-                    order += 1
-    sessions = (config.get("models") or {}).get("telemetry_sessions_per_day") or 0
-    if sessions:
-        # Routine read-outs (a patient's remote, home monitoring), evenly spaced.
-        period = MS_PER_DAY // sessions
-        t = period // 2
-        while t <= end_ms:
-            out.append((t, order, {"action": "interrogate"}))
-            order += 1
-            t += period
-    fault_rng = None
-    for fault in config.get("faults") or ():
-        if "rate_milli_per_year" in fault:
-            if fault_rng is None:
-                fault_rng = SimRng(config["seed"] ^ _FAULT_SEED_XOR)
-            starts = random_fault_starts(fault, end_ms, fault_rng)
-        else:
-            starts = (fault["t_ms"],)
-        for occurrence, t in enumerate(starts, 1):
-            if t > end_ms:
-                continue
-            tag = {"kind": fault["kind"], "fault": fault["number"], "occurrence": occurrence}
-            out.append((t, order, _fault_action("fault_start", tag, fault)))
-            order += 1
-            duration = fault.get("duration_ms")
-            if duration is None:
-                continue
-            if duration <= end_ms - t:
-                out.append((t + duration, order, _fault_action("fault_end", tag, fault)))
-                order += 1
-            recover = fault.get("recover_ms")
-            if recover is not None and duration + recover <= end_ms - t:
-                out.append((t + duration + recover, order,
-                            _fault_action("fault_recovered", tag, fault)))
-                order += 1
-    out.sort(key=_plan_key)
-    return out
-
-
-def _fault_action(action, tag, fault):
-    a = {"action": action, "spec": fault}
-    a.update(tag)
-    return a
-
-
-def random_fault_starts(fault, end_ms, rng):
-    # The start times of a random fault: one Bernoulli draw per hour of its window (from_ms to
-    # to_ms, or the end of the run), then a uniform moment within that hour.  Integers only, so
-    # both interpreters draw the same faults.
-    threshold = fault["rate_milli_per_year"] * 4294967296 // (_HOURS_PER_YEAR * 1000)
-    last = fault.get("to_ms")
-    if last is None or last > end_ms:
-        last = end_ms
-    out = []
-    t = fault.get("from_ms") or 0
-    while t <= last:
-        hit = rng.next_u32() < threshold
-        at = t + rng.next_u32() % _MS_PER_HOUR
-        if hit and at <= last:
-            out.append(at)
-        t += _MS_PER_HOUR
-    return out
-
-
-def _plan_key(entry):
-    return (entry[0], entry[1])
 
 
 class Replay:

@@ -267,13 +267,14 @@ def run_on_cpython(config_text, folder, days=DAYS):
 # The simulator's files a session needs besides the board's bundle (the handheld's half of the
 # codecs goes into the bundle's protocol package, the sim board into its hal package: a package
 # is found in one folder only).
-SIM_FILES = (("sim/__init__.py", "/lib/sim/__init__.py"), ("sim/replay.py", "/lib/sim/replay.py"),
+SIM_FILES = (("sim/__init__.py", "/lib/sim/__init__.py"), ("sim/plan.py", "/lib/sim/plan.py"),
+             ("sim/replay.py", "/lib/sim/replay.py"),
              ("hal/sim.py", "/flash/hal/sim.py"),
              ("firmware/scheduler_direct.py", "/flash/firmware/scheduler_direct.py"),
              ("protocol/commands_host.py", "/flash/protocol/commands_host.py"),
              ("tests/mp/board_month.py", "/lib/board_month.py"))
-SIM_MODULES = ("protocol.commands_host", "firmware.scheduler_direct", "hal.sim", "sim.replay",
-               "board_month")
+SIM_MODULES = ("protocol.commands_host", "firmware.scheduler_direct", "hal.sim", "sim.plan",
+               "sim.replay", "board_month")
 
 
 def micropython_session(mp_dir, heapsize=None, timeout_s=600):

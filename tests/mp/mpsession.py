@@ -34,8 +34,8 @@ PACKAGE = os.path.join("node_modules", "@micropython", "micropython-webassembly-
 # that run a scenario there (paths relative to the repo root).
 PORTABLE_PACKAGES = ("firmware", "protocol")
 PORTABLE_EXTRA = ("hal/__init__.py", "hal/base.py", "hal/errors.py", "hal/sim.py",
-                  "hal/file_storage.py", "sim/__init__.py", "sim/replay.py", "sim/battery.py",
-                  "sim/crystal.py")
+                  "hal/file_storage.py", "sim/__init__.py", "sim/replay.py", "sim/plan.py",
+                  "sim/battery.py", "sim/crystal.py")
 
 
 def portable_files(root=ROOT):
