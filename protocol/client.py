@@ -42,7 +42,7 @@ from protocol import commands as C
 from protocol import frame, reasons, session
 from protocol.errors import ProtocolError
 from protocol.fields import field_name
-from protocol.keys import parse_keys
+from protocol.keyfile import load_key_file  # noqa: F401  (part of the client's API)
 from protocol.client_errors import (KeyFileError, LinkFailure, OutcomeUnknown, ProgrammerError,
                                     Refused)
 
@@ -67,37 +67,6 @@ _REOPENS = 2
 _NAK_LEN = C.NAK_SIZE      # reason u8, field u8, value, lo, hi i64 (docs/protocol.md)
 # Commands after which a lost answer leaves nothing unknown: they change nothing.
 _READ_ONLY = (C.INTERROGATE, C.READ_LOG, C.READ_LIMITS, C.SESSION_CLOSE)
-
-
-def load_key_file(path, role="clinician"):
-    """The role's key (32 bytes) from a key file as `vpump serve` writes it.
-
-    Raises KeyFileError naming the file and the problem (missing, unreadable, not a key file,
-    no key for the role)."""
-    if role not in ROLES:
-        raise KeyFileError("%s: role %r unknown; allowed: %s" % (path, role, ", ".join(ROLES)))
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise KeyFileError("%s: no such key file (`vpump serve` names the file it writes on its "
-                           "second line, `keys: FILE`)" % path) from None
-    except IsADirectoryError:
-        raise KeyFileError("%s: is a directory, not a key file" % path) from None
-    except UnicodeDecodeError:
-        raise KeyFileError("%s: not a key file: not UTF-8 text (a key file is JSON: "
-                           "{\"serial\": ..., \"clinician\": \"<64 hex>\", "
-                           "\"patient\": \"<64 hex>\"})" % path) from None
-    except OSError as exc:
-        raise KeyFileError("%s: cannot read the key file: %s" % (path, exc.strerror or exc)) from None
-    try:
-        keys = parse_keys(text)
-    except ValueError as exc:
-        raise KeyFileError("%s: not a usable key file: %s" % (path, exc)) from None
-    key = keys.get(role)
-    if not key:
-        raise KeyFileError("%s: has no %s key" % (path, role))
-    return key
 
 
 def _hex(data, limit=8):

@@ -199,14 +199,14 @@ def test_docs_architecture_names_files_that_exist():
 # -- module sizes ----------------------------------------------------------------------------
 
 # Small modules, so a reviewer reads one in a sitting: lines per file, by package.
-MAX_LINES = {"hal": 600, "protocol": 600, "sim": 600, "tools": 600, "board": 600}
+MAX_LINES = {"firmware": 400, "hal": 600, "protocol": 600, "sim": 600, "tools": 600,
+             "board": 600}
 # Modules that are mostly a table (rows of data, not logic) may be longer: path -> why.
 DATA_TABLES = {}
 # Modules over their limit today, each with the size it may not grow past until it is split.
 OVER_LIMIT = {
-    # The command registry and the codecs of its payloads, on the board: a split adds a module
-    # to the .mpy bundle, which has under 1 KiB to spare.
-    os.path.join("protocol", "commands.py"): 640,
+    # The pump's side of the protocol (sessions, roles, the answer cache, the command handlers).
+    os.path.join("firmware", "telemetry.py"): 430,
 }
 
 

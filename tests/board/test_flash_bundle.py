@@ -53,7 +53,8 @@ def test_bundle_builds_with_a_manifest(bundle):
     # protocol/'s host-only modules (the programmer client, key-file writing, the words of the
     # reason codes) stay out too: the board answers the protocol, it is not a programmer.
     for never in ("hal/sim.mpy", "hal/serial_link.mpy", "hal/machine.py", "firmware/pump.py",
-                  "protocol/client.mpy", "protocol/client_errors.mpy", "protocol/keygen.mpy",
+                  "protocol/client.mpy", "protocol/client_errors.mpy", "protocol/keyfile.mpy",
+                  "protocol/keygen.mpy",
                   "protocol/reason_texts.mpy"):
         assert never not in paths
     assert not any(p.startswith(("sim/", "tools/")) for p in paths)

@@ -726,7 +726,7 @@ def test_end_to_end_serve_and_prog_processes(link):
 
 def test_flex_schedules_from_a_file_or_inline(tmp_path):
     from sim.errors import ScenarioError
-    from tools.prog.actions import load_flex
+    from tools.prog.units import load_flex
     path = tmp_path / "week.toml"
     path.write_text('[[flex]]\ndays = ["mon", "tue", "wed", "thu", "fri"]\n'
                     'steps = [["00:00", 190], ["06:00", 170]]\n'

@@ -18,8 +18,10 @@ user's guide.
 The package:
     tools/prog/__init__.py   this command: its parser and one command's run
     tools/prog/actions.py    the action table: arguments, what each asks the pump, its result
+    tools/prog/units.py      argument types (a person's units to the pump's), flex schedules
     tools/prog/render.py     results and errors as text or JSON, exit statuses
     tools/prog/shell.py      the interactive shell
+    tools/prog/listing.py    --list: the serial ports and served pumps within reach
 """
 
 import argparse

@@ -1,173 +1,16 @@
 """`vpump prog`'s commands: the action table (each command's arguments, what it asks the
-programmer, and the result it returns), the argument types that turn a person's units into the
-pump's, flex schedules, and the session a command runs in.
+programmer, and the result it returns) and the session a command runs in.  The argument types
+(a person's units in, the pump's out) and flex schedules are in tools/prog/units.py.
 
 The words a result is shown in live in tools/prog/render.py; the interactive shell in
 tools/prog/shell.py; the `vpump prog` command itself in tools/prog/__init__.py.
 """
 
-import argparse
-import calendar
-import datetime
-import decimal
-import json
-import os
-import time
-
 from firmware import limits as _limits
 from protocol.client_errors import KeyFileError, Refused
-
-MS_PER_MIN = 60000
-MS_PER_DAY = 86400000
-NL_PER_ML = 1000000
-U8, U16, U32 = 0xFF, 0xFFFF, 0xFFFFFFFF
-# The pump's own ranges, in the units a person types (firmware/limits.py, firmware/pump.py): the
-# command line checks these before anything is sent; the pump checks its limits (a hard limit, its
-# reservoir's size) and its refusal is shown in the same units (tools/prog/render.py).
-MAX_UG = _limits.MAX_UG
-LARGEST_RESERVOIR_ML = 40           # 20 or 40 mL reservoirs (docs/clinical.md)
-CONCENTRATIONS = _limits.BACLOFEN["concentrations_ug_per_ml"]
-
-
-class ProgUsage(Exception):
-    """Bad input to a prog command (exit 2); the message names the argument and what is allowed."""
-
-
-# ------------------------------------------------------------------------------ argument types
-
-def _whole(lo, hi, unit=""):
-    unit = " " + unit if unit else ""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(
-                "got %s, must be a whole number%s from %d to %d" % (text, unit, lo, hi))
-        return value
-    return parse
-
-
-def _scaled(scale, lo, hi, unit, places):
-    # "18.5" mL -> 18500000 nL: decimal, exact, at most `places` decimals.
-    def parse(text):
-        try:
-            number = decimal.Decimal(text.strip())
-        except decimal.InvalidOperation:
-            number = None
-        if number is not None and number.is_finite() and \
-                number.normalize().as_tuple().exponent >= -places:
-            scaled = number * scale
-            if scaled == scaled.to_integral_value() and lo <= scaled <= hi:
-                return int(scaled)
-        raise argparse.ArgumentTypeError(
-            "got %s, must be a number of %s from %s to %s (at most %d decimals)"
-            % (text, unit, _plain_number(decimal.Decimal(lo) / scale),
-               _plain_number(decimal.Decimal(hi) / scale), places))
-    return parse
-
-
-def _plain_number(number):
-    return format(number.normalize(), "f")
-
-
-_ml = _scaled(NL_PER_ML, 0, LARGEST_RESERVOIR_ML * NL_PER_ML, "mL", 3)
-
-
-def _minutes(lo, hi):
-    return _scaled(MS_PER_MIN, lo * MS_PER_MIN, hi * MS_PER_MIN, "minutes", 3)
-
-
-def _concentration(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value not in CONCENTRATIONS:
-        raise argparse.ArgumentTypeError(
-            "got %s, must be one of %s ug/mL (the drug library's concentrations)"
-            % (text, ", ".join(str(c) for c in CONCENTRATIONS)))
-    return value
-
-
-def _wall_ms(text):
-    # "now", or an ISO date-time; without a zone it is UTC (the pump's clock is UTC).
-    if text == "now":
-        return int(time.time() * 1000)
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "got %s, must be now or an ISO date and time such as 2026-01-05T08:00 (UTC unless "
-            "it carries a zone, e.g. +01:00)" % text) from None
-    if when.tzinfo is not None:
-        when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    ms = calendar.timegm(when.timetuple()) * 1000 + when.microsecond // 1000
-    if ms < 0:
-        raise argparse.ArgumentTypeError("got %s, must not be before 1970-01-01 (UTC)" % text)
-    return ms
-
-
-# ------------------------------------------------------------------------------ flex schedules
-
-def load_flex(spec):
-    """A flex schedule: 7 lists (Monday first) of [start_minute, ug_per_day].
-
-    spec is a .toml or .json file with [[flex]] tables as in a scenario (days = ["mon", ...]
-    or ["all"], steps = [["00:00", 190], ["06:00", 170]]), or inline steps for every day:
-    "00:00=190,06:00=170"."""
-    from sim import scenario as S
-    if os.path.isfile(spec):
-        return S.flex_week(spec, _read_flex_file(spec))
-    if "=" not in spec:
-        raise ProgUsage("program-flex %s: no such file, and not inline steps such as "
-                        "00:00=190,06:00=170 (every day)" % spec)
-    steps = []
-    for part in spec.split(","):
-        time_text, _, rate = part.strip().partition("=")
-        try:
-            rate = int(rate)
-        except ValueError:
-            raise ProgUsage("program-flex %s: step %s: the rate after = must be a whole number "
-                            "of ug/day" % (spec, part.strip())) from None
-        steps.append([time_text.strip(), rate])
-    return S.flex_week(spec, [{"days": ["all"], "steps": steps}], label="inline flex")
-
-
-def _read_flex_file(path):
-    from sim import scenario as S
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise ProgUsage("program-flex %s: cannot read: %s" % (path, exc.strerror or exc)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProgUsage("program-flex %s: not UTF-8 text" % path) from None
-    if path.endswith(".json"):
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ProgUsage("program-flex %s: not valid JSON: %s" % (path, exc)) from None
-    else:
-        if S.tomllib is None:
-            raise ProgUsage("program-flex %s: reading TOML needs Python 3.11+ (or tomli); "
-                            "give a .json file" % path)
-        try:
-            doc = S.tomllib.loads(text)
-        except S.tomllib.TOMLDecodeError as exc:
-            raise ProgUsage("program-flex %s: TOML syntax error: %s" % (path, exc)) from None
-    if isinstance(doc, list):
-        doc = {"flex": doc}
-    if not isinstance(doc, dict) or set(doc) != {"flex"}:
-        keys = ", ".join(sorted(doc)) if isinstance(doc, dict) else type(doc).__name__
-        raise ProgUsage("program-flex %s: must hold only flex = a list of {days, steps} tables "
-                        "([[flex]] in TOML); found: %s" % (path, keys or "nothing"))
-    return doc["flex"]
-
+from tools.prog.units import (CONCENTRATIONS, MAX_UG, MS_PER_DAY, MS_PER_MIN, U32,
+                              ProgUsage, concentration_arg, load_flex, minutes_arg, ml_arg,
+                              wall_ms_arg, whole_arg)
 
 # ------------------------------------------------------------------------------ the commands
 
@@ -191,9 +34,9 @@ def _confirm(p):
 
 
 def _setup_log(p):
-    p.add_argument("--from", dest="start", type=_whole(1, U32), default=1, metavar="N",
+    p.add_argument("--from", dest="start", type=whole_arg(1, U32), default=1, metavar="N",
                    help="first entry's sequence number (default 1)")
-    p.add_argument("--count", type=_whole(1, 100000), metavar="N",
+    p.add_argument("--count", type=whole_arg(1, 100000), metavar="N",
                    help="at most N entries (default: all, read 32 at a time)")
 
 
@@ -209,12 +52,12 @@ _LIMIT_OPTIONS = (
 
 def _setup_set_limits(p):
     for option, dest, unit, what in _LIMIT_OPTIONS:
-        p.add_argument(option, dest=dest, type=_whole(1, MAX_UG, unit), metavar="N",
+        p.add_argument(option, dest=dest, type=whole_arg(1, MAX_UG, unit), metavar="N",
                        help="%s (%s)" % (what, unit.replace("%", "%%")))
 
 
 def _setup_program(p):
-    p.add_argument("ug_per_day", metavar="UG_PER_DAY", type=_whole(0, MAX_UG, "ug/day"),
+    p.add_argument("ug_per_day", metavar="UG_PER_DAY", type=whole_arg(0, MAX_UG, "ug/day"),
                    help="continuous daily dose, ug/day (the drug library's limits apply)")
     _confirm(p)
 
@@ -227,31 +70,31 @@ def _setup_program_flex(p):
 
 
 def _setup_bolus(p):
-    p.add_argument("dose_ug", metavar="UG", type=_whole(1, MAX_UG, "ug"), help="dose, ug")
-    p.add_argument("--minutes", dest="duration_ms", type=_minutes(1, 1440), required=True,
+    p.add_argument("dose_ug", metavar="UG", type=whole_arg(1, MAX_UG, "ug"), help="dose, ug")
+    p.add_argument("--minutes", dest="duration_ms", type=minutes_arg(1, 1440), required=True,
                    metavar="M", help="given over M minutes (1 to 1440)")
     _confirm(p)
 
 
 def _setup_patient_bolus_settings(p):
-    p.add_argument("--dose", dest="dose_ug", type=_whole(1, MAX_UG, "ug"), metavar="UG",
+    p.add_argument("--dose", dest="dose_ug", type=whole_arg(1, MAX_UG, "ug"), metavar="UG",
                    help="dose per press, ug")
-    p.add_argument("--minutes", dest="duration_ms", type=_minutes(1, 60), metavar="M",
+    p.add_argument("--minutes", dest="duration_ms", type=minutes_arg(1, 60), metavar="M",
                    help="each bolus given over M minutes (1 to 60)")
     p.add_argument("--lockout-min", dest="lockout_ms",
-                   type=_minutes(_limits.MIN_LOCKOUT_MS // MS_PER_MIN,
+                   type=minutes_arg(_limits.MIN_LOCKOUT_MS // MS_PER_MIN,
                                  _limits.MAX_LOCKOUT_MS // MS_PER_MIN), metavar="M",
                    help="no other bolus for M minutes after one (15 to 1440, never 0)")
-    p.add_argument("--max-per-24h", dest="max_per_24h", type=_whole(1, 24), metavar="N",
+    p.add_argument("--max-per-24h", dest="max_per_24h", type=whole_arg(1, 24), metavar="N",
                    help="at most N boluses in any 24 hours (1 to 24)")
     p.add_argument("--disable", action="store_true", help="turn patient bolus off")
     _confirm(p)
 
 
 def _setup_refill(p):
-    p.add_argument("volume_nl", metavar="ML", type=_ml,
+    p.add_argument("volume_nl", metavar="ML", type=ml_arg,
                    help="volume filled, mL (up to the reservoir's 20 or 40 mL)")
-    p.add_argument("--concentration", dest="concentration", type=_concentration,
+    p.add_argument("--concentration", dest="concentration", type=concentration_arg,
                    required=True, metavar="UG_PER_ML",
                    help="the drug's concentration, ug/mL: %s"
                         % ", ".join(str(c) for c in CONCENTRATIONS))
@@ -261,18 +104,18 @@ def _setup_refill(p):
 
 
 def _setup_set_clock(p):
-    p.add_argument("wall_ms", metavar="ISO|now", nargs="?", default="now", type=_wall_ms,
+    p.add_argument("wall_ms", metavar="ISO|now", nargs="?", default="now", type=wall_ms_arg,
                    help="the time to set: now (the default) or an ISO date and time, UTC "
                         "unless it names a zone")
 
 
 def _setup_silence(p):
-    p.add_argument("minutes", metavar="MINUTES", type=_whole(1, 1440, "minutes"),
+    p.add_argument("minutes", metavar="MINUTES", type=whole_arg(1, 1440, "minutes"),
                    help="silence non-critical alarms for MINUTES (1 to 1440)")
 
 
 def _setup_low_reservoir_alarm(p):
-    p.add_argument("volume_nl", metavar="ML", type=_ml, help="alarm when the reservoir is "
+    p.add_argument("volume_nl", metavar="ML", type=ml_arg, help="alarm when the reservoir is "
                                                                "down to ML mL (0 to the "
                                                                "reservoir's size)")
 

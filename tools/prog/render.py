@@ -6,7 +6,8 @@ shell's status line.  Exit statuses too: 1 for a link failure, 2 for a refusal o
 import time
 
 from protocol.client_errors import KeyFileError, LinkFailure, OutcomeUnknown, Refused
-from tools.prog.actions import ACTIONS, MS_PER_MIN, NL_PER_ML
+from tools.prog.actions import ACTIONS
+from tools.prog.units import MS_PER_MIN, NL_PER_ML
 
 
 def iso(wall_ms):
