@@ -1,10 +1,10 @@
 # Telemetry frames (docs/protocol.md, "Frame"):
 #
-#    byte 0      1      2     3     4       5       6       7 ... 6+N-1    6+N   7+N
+#    byte 0      1      2     3     4       5       6       7 ... 6+N      7+N   8+N
 #    +------+------+-----+-----+-------+-------+-------+-----------------+-----+-----+
 #    | 0xA5 | 0x5A | LEN (u16) | VER   | SEQ   | CMD   | PAYLOAD (N)     | CRC (u16) |
 #    +------+------+-----+-----+-------+-------+-------+-----------------+-----+-----+
-#                 |<------------------ CRC covers bytes 2 .. 6+N-1 ---------------->|
+#                 |<---------- CRC covers bytes 2 .. 6+N ------------------>|
 #
 #   LEN = N + 3 (VER, SEQ, CMD and PAYLOAD), big-endian; CRC-16/CCITT-FALSE (protocol/crc.py).
 #
