@@ -759,7 +759,7 @@ def fig_campaign_patient_years_per_s(quick):
     years = seeds * days / 365.0
     return result(
         round(years / best, 3), "patient-years/s", better="higher",
-        note="`vpump campaign`'s local pool, 2 worker processes (spawn, start included), %d runs "
+        note="`vpump campaign`'s local pool, 2 worker processes (forkserver, start included), %d runs "
              "of %d days of adult-sci-continuous with every [models] key on (as "
              "year_speedup_with_models), the patient model, random motor stalls (2/year) and the "
              "invariant monitor where the runner has one; %.2f patient-years in %.2f s, best of "
