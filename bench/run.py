@@ -676,7 +676,8 @@ def fig_mp_peak_heap_30d(quick):
              "built, %d after the month.  The board's running time alone peaks at %d (<= 144 KiB: "
              "%s); the handheld's own steps (another device on a real link) at %d (%s).  The heap, "
              "started at 144 KiB, grew by %d bytes (the port adds an area when a program's "
-             "garbage fills it: today the pump's READ_LOG answer)"
+             "garbage fills it: today the pump answering READ_LOG and the handheld decoding "
+             "answers)"
              % (board_month.SCENARIO, peak, peak_ms // 86400000, peak_what, out["base"],
                 out["code"] - out["base"], out["sim_code"] - out["code"],
                 out["started"] - out["sim_code"], peak - out["started"], out["started"],
