@@ -114,9 +114,11 @@ class Monitor:
         self._last_t_ms = None
         self._patient_boluses = deque()     # (pump ms, lockout ends at) of each patient bolus
         self._programs = []                 # [pump ms, daily ug] in force, last 24 h and more
-        self._commits = []                  # the last two committed snapshots: [(seq, dict)]
+        # What each snapshot slot holds: [commit number, dict] of its last commit, or None.
+        self._slots = [None, None]
+        self._commit_number = 0
         self._commit_hooked = None
-        self._boot_seen = None              # (restored seq, storage_corrupt logged)
+        self._boot_seen = None              # (slot restored, storage_corrupt logged, slots)
         # Delivery bookkeeping: allowed volume A (float nL, integrated at the allowed rate),
         # delivered volume D (strokes x nominal stroke), and for the 24 h window a deque of
         # (pump ms, D - A just before each stroke) with increasing values (a sliding minimum).
@@ -319,8 +321,7 @@ class Monitor:
         if self.stroke_nl is None:
             self.stroke_nl = self.host.model["stroke_nl"]
             self._tolerance_nl = self.stroke_nl + self.stroke_nl / 100.0
-        self._boot_seen = (p.persist.snapshot_seq if p.persist.slot is not None else 0, False,
-                           list(self._commits))
+        self._boot_seen = (p.persist.slot, False, list(self._slots))
         self._bolus = None
         self._stall_strokes = 0
         self._stall_pending = False
@@ -333,14 +334,13 @@ class Monitor:
             return
         self._commit_hooked = persist
         inner = persist.commit
-        commits = self._commits
+        monitor = self
 
         def commit(snapshot):
             inner(snapshot)
             # Only a commit that returned is committed (a cut or a failed write raises).
-            commits.append((persist.snapshot_seq, snapshot))
-            if len(commits) > 2:
-                commits.pop(0)
+            monitor._commit_number += 1
+            monitor._slots[persist.slot] = [monitor._commit_number, snapshot]
         persist.commit = commit
 
     def booted(self):
@@ -355,19 +355,21 @@ class Monitor:
         self._update_rate()
         self.check()
 
-    def _check_restored(self, p, restored_seq, corrupt_logged, before):
-        # before: the last two commits as they stood when the boot began.
-        if not before:
-            if restored_seq:
-                self._violate("SR-17", "restored snapshot seq %d, but none was committed"
-                              % restored_seq)
+    def _check_restored(self, p, restored, corrupt_logged, slots):
+        # restored: the slot the boot loaded (None: none); slots: what each slot held from its
+        # last commit when the boot began.  The boot must load the newest commit, or the other
+        # slot's when it reported damage, or with both unreadable come up halted in the fault
+        # state.
+        held = [i for i in (0, 1) if slots[i] is not None]
+        if not held:
+            if restored is not None:
+                self._violate("SR-17", "restored slot %s, but nothing was committed" % "AB"[restored])
             return
-        last_seq, last = before[-1]
-        if restored_seq == last_seq:
-            snapshot = last
-        elif len(before) > 1 and restored_seq == before[-2][0] and corrupt_logged:
-            snapshot = before[-2][1]
-        elif restored_seq == 0 and corrupt_logged:
+        newest = max(held, key=lambda i: slots[i][0])
+        if restored == newest or (restored is not None and corrupt_logged and
+                                  slots[restored] is not None):
+            snapshot = slots[restored][1]
+        elif restored is None and corrupt_logged:
             # Nothing readable: factory defaults, halted in the fault state until a clinician
             # looks (docs/persistence.md).
             if p.machine.states[_THERAPY] not in _HALTED_FAULT or \
@@ -377,8 +379,8 @@ class Monitor:
                               % p.machine.states[_THERAPY])
             return
         else:
-            self._violate("SR-17", "restored snapshot seq %d; the last committed was seq %d%s"
-                          % (restored_seq, last_seq,
+            self._violate("SR-17", "restored slot %s; the last commit went to slot %s%s"
+                          % ("-AB"[restored + 1 if restored is not None else 0], "AB"[newest],
                              "" if corrupt_logged else " and no damage was reported"))
             return
         for key in _COMPARED_AT_BOOT:

@@ -10,6 +10,7 @@ import pytest
 
 from firmware import snapshot, therapy
 from firmware.bolus import Boluses
+from firmware.persist import Persist
 from firmware.pump import Pump
 from firmware.reservoir import Reservoir
 from firmware.therapy import Therapy
@@ -74,6 +75,8 @@ def _sabotage_log_restarts(mp):
         return s
     mp.setattr(Pump, "_log_next_seq", lambda self: 1)
     mp.setattr(snapshot, "take", without_log_seq)
+    # (the log ring itself refuses a seq it holds: it must be broken too, storing nothing)
+    mp.setattr(Persist, "log_append", lambda self, seq, t_ms, code, args: None)
 
 
 def _sabotage_no_lockout(mp):
