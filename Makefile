@@ -15,7 +15,7 @@ NPM ?= npm
 NODE_STAMP := node_modules/.vpump-npm-ci
 
 .DEFAULT_GOAL := help
-.PHONY: help install venv demo test bench diagram dissector tshark clean
+.PHONY: help install venv demo test bench diagram dissector tshark traceability clean
 
 help:
 	@echo "make install   create $(VENV) and install vpump with its test, bench, board, report, campaign and capture extras"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench     run the benchmarks: bench/results.json and a table"
 	@echo "make diagram   regenerate docs/state-machine.md from the state table"
 	@echo "make dissector regenerate the tables of tools/wireshark/vpump.lua from protocol/ and firmware/"
+	@echo "make traceability  regenerate docs/traceability.md (safety requirements -> tests -> scenarios)"
 	@echo "make clean     remove build outputs and caches (keeps $(VENV))"
 
 $(PY):
@@ -74,6 +75,9 @@ diagram: $(STAMP)
 
 dissector: $(STAMP)
 	$(VPUMP) wireshark --generate
+
+traceability: $(STAMP)
+	$(VPUMP) traceability
 
 clean:
 	rm -rf build dist *.egg-info out .pytest_cache .hypothesis

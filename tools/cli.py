@@ -142,6 +142,14 @@ def build_parser():
     diagram.add_argument("--check", action="store_true",
                          help="only check the file is current (exit 1 if stale)")
     diagram.add_argument("--output", metavar="PATH", help="where to write (default: docs/state-machine.md)")
+
+    trace = commands.add_parser(
+        "traceability", help="regenerate docs/traceability.md (requirement -> tests -> scenarios)",
+        description="Regenerate docs/traceability.md from docs/safety.md's requirements (SR-nn) "
+                    "and the @pytest.mark.req marks in tests/.  Exit 1 when a requirement has no "
+                    "test or a test names an unknown requirement.")
+    trace.add_argument("--check", action="store_true",
+                       help="only check the file is current and complete (exit 1 if not)")
     return parser
 
 
@@ -466,6 +474,12 @@ def _cmd_diagram(args, stdout, stderr):
         return diagram.main(argv)
 
 
+def _cmd_traceability(args, stdout, stderr):
+    from tools import traceability
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        return traceability.main(["--check"] if args.check else [])
+
+
 class _Tee:
     # stderr that also keeps what was written (argparse's one-line error, for --json).
     def __init__(self, stream):
@@ -531,6 +545,7 @@ def main(argv=None, stdout=None, stderr=None, stdin=None):
         return code
     handlers = {"run": _cmd_run, "scenarios": _cmd_scenarios, "diagram": _cmd_diagram,
                 "schema": _cmd_schema,
+                "traceability": _cmd_traceability,
                 "serve": _cmd_serve,
                 "prog": _cmd_prog, "flash": _cmd_flash, "report": _cmd_report,
                 "campaign": _cmd_campaign, "conform": _cmd_conform, "fuzz": _cmd_fuzz,

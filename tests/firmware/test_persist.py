@@ -73,6 +73,7 @@ def test_newest_wins_regardless_of_slot():
     assert q.load() == S2 and q.slot == 1
 
 
+@pytest.mark.req("SR-27")
 def test_corrupt_newest_slot_falls_back_to_other():
     storage, p = fresh()
     p.commit(S1)   # A
@@ -131,6 +132,7 @@ def commit_write_bytes(snapshot):
     return storage.bytes_written - before
 
 
+@pytest.mark.req("SR-18")
 def test_power_cut_at_every_byte_of_a_commit():
     total = commit_write_bytes(S2)
     assert total > 20
@@ -154,6 +156,7 @@ def test_power_cut_at_every_byte_of_a_commit():
     assert reboot(storage).load() == S2
 
 
+@pytest.mark.req("SR-18")
 def test_power_cut_at_every_byte_with_both_slots_used():
     # The target slot holds an older valid snapshot: a torn write must not resurrect or mix it.
     s0 = {"v": 0, "pad": "x" * 40}
@@ -250,6 +253,7 @@ def test_log_round_trip_and_big_times():
     assert q.last_seq == 2
 
 
+@pytest.mark.req("SR-15")
 def test_log_wraps_around():
     storage, p = fresh()
     cap = p.log_capacity
@@ -267,6 +271,7 @@ def test_log_wraps_around():
     assert len(q.log_read(0, 5)) == 5
 
 
+@pytest.mark.req("SR-18", "SR-15")
 def test_log_power_cut_at_every_byte_of_an_append():
     for k in range(32):
         for start in (1, 17):   # overwrite erased storage, then an older record (ring wrapped)
@@ -291,6 +296,7 @@ def test_log_power_cut_at_every_byte_of_an_append():
             assert reboot(storage).log_read(last + 1, 1) == [(last + 1, 999, 9, (1, 2, 3, 4))]
 
 
+@pytest.mark.req("SR-27")
 def test_corrupt_record_is_skipped():
     storage, p = fresh()
     for s in range(5):

@@ -37,6 +37,7 @@ def names(events, name):
     (97, 50, 250),          # screening-strength drug, small strokes
     (700, 1000, 1700),      # a stroke volume that divides nothing evenly
 ])
+@pytest.mark.req("SR-23", "SR-01")
 def test_a_year_of_continuous_dosing_is_within_one_stroke_of_ideal(basal, concentration, stroke_nl):
     pump, board, _ = make_pump(fill_nl=40000000, concentration=concentration,
                                stroke_nl=stroke_nl, reservoir_capacity_nl=40000000)
@@ -51,6 +52,7 @@ def test_a_year_of_continuous_dosing_is_within_one_stroke_of_ideal(basal, concen
     assert 0 <= ideal_nl - delivered_nl < stroke_nl
 
 
+@pytest.mark.req("SR-23")
 def test_stroke_interval_is_exact_for_a_simple_rate():
     # 500 ug/day at 2000 ug/mL = 250 uL/day = 250 strokes of 1 uL: one every 345.6 s.
     pump, board, _ = make_pump(concentration=2000, basal=500)
@@ -58,6 +60,7 @@ def test_stroke_interval_is_exact_for_a_simple_rate():
     assert pump.doser.strokes == 250
 
 
+@pytest.mark.req("SR-23")
 def test_rate_change_carries_the_partial_stroke():
     pump, board, _ = make_pump(concentration=2000, basal=500)
     pump.sched.run_until(HOUR + 7 * MIN)
@@ -108,6 +111,7 @@ def test_flex_with_more_than_13_steps_is_refused_with_the_range():
 
 # -- patient bolus -------------------------------------------------------------------------------
 
+@pytest.mark.req("SR-11", "SR-12")
 def test_patient_bolus_lockout_and_max_activations_per_24h():
     pump, board, events = make_pump(concentration=500, basal=200)
     assert pump.set_patient_bolus(20, 10 * MIN, 3 * HOUR, 3) == reasons.OK
@@ -131,6 +135,7 @@ def test_patient_bolus_lockout_and_max_activations_per_24h():
     assert refused == [reasons.BOLUS_IN_PROGRESS, reasons.LOCKOUT_ACTIVE, reasons.MAX_ACTIVATIONS]
 
 
+@pytest.mark.req("SR-13")
 def test_patient_bolus_refused_when_not_enabled_or_therapy_stopped():
     pump, _, _ = make_pump(basal=200)
     assert pump.patient_bolus() == reasons.PATIENT_BOLUS_DISABLED
@@ -152,6 +157,7 @@ def test_patient_bolus_settings_out_of_range(field, args):
     assert pump.bolus.settings is None
 
 
+@pytest.mark.req("SR-11")
 def test_clinician_bolus_during_lockout_returns_to_lockout():
     pump, _, _ = make_pump(concentration=500, basal=200)
     pump.set_patient_bolus(20, 10 * MIN, 4 * HOUR, 4)
@@ -167,6 +173,7 @@ def test_clinician_bolus_during_lockout_returns_to_lockout():
 
 # -- limits ----------------------------------------------------------------------------------------
 
+@pytest.mark.req("SR-14")
 def test_source_article_weight_based_rate_is_refused_by_the_hard_limit():
     # "0.5 ug/kg/min" for 70 kg is 50,400 ug/day: some 60x the usual maximum.
     pump, _, events = make_pump(basal=400)
@@ -177,6 +184,7 @@ def test_source_article_weight_based_rate_is_refused_by_the_hard_limit():
     assert names(events, "refused")[-1][2][0] == reasons.OVER_HARD_LIMIT
 
 
+@pytest.mark.req("SR-20")
 def test_soft_limit_needs_confirm():
     pump, _, _ = make_pump(basal=700)
     pump.sched.run_until(2 * MS_PER_DAY)
@@ -185,6 +193,7 @@ def test_soft_limit_needs_confirm():
     assert pump.program_continuous(850, confirm=True) == reasons.OK
 
 
+@pytest.mark.req("SR-14", "SR-20")
 def test_rate_increase_per_24h_is_limited_against_the_lowest_dose_of_the_day():
     pump, _, _ = make_pump(basal=300)
     pump.sched.run_until(2 * MS_PER_DAY)
@@ -200,6 +209,7 @@ def test_rate_increase_per_24h_is_limited_against_the_lowest_dose_of_the_day():
     assert pump.program_continuous(500) == reasons.OK                          # +28 % on 390
 
 
+@pytest.mark.req("SR-14", "SR-26")
 def test_bolus_limits_and_motor_speed():
     pump, _, _ = make_pump(concentration=50, basal=100)
     assert pump.clinician_bolus(150, 60 * MIN) == reasons.SOFT_LIMIT_NEEDS_CONFIRM
@@ -209,6 +219,7 @@ def test_bolus_limits_and_motor_speed():
     assert pump.refusal[1:4] == ("bolus_duration_ms", 60 * MIN, 2 * HOUR)
 
 
+@pytest.mark.req("SR-25")
 def test_refill_checks_concentration_and_capacity():
     pump, _, _ = make_pump()
     assert pump.refill(10000000, 750) == reasons.OUT_OF_RANGE
@@ -217,6 +228,7 @@ def test_refill_checks_concentration_and_capacity():
     assert pump.refusal[1] == "volume_nl"
 
 
+@pytest.mark.req("SR-14")
 def test_clinician_limits_cannot_exceed_the_library_hard_limits():
     pump, _, _ = make_pump()
     assert pump.set_limits({"daily_dose_hard_ug": 5000}) == reasons.OVER_HARD_LIMIT
@@ -227,6 +239,7 @@ def test_clinician_limits_cannot_exceed_the_library_hard_limits():
 
 # -- reservoir and alarms ---------------------------------------------------------------------------
 
+@pytest.mark.req("SR-10")
 def test_low_reservoir_alarm_on_the_stroke_that_crosses_the_threshold():
     # 3 mL at 2000 ug/mL and 500 ug/day (250 uL/day): 1 mL above the 2 mL alarm = 1000 strokes.
     pump, board, events = make_pump(fill_nl=3000000, concentration=2000, basal=500)
@@ -241,6 +254,7 @@ def test_low_reservoir_alarm_on_the_stroke_that_crosses_the_threshold():
     assert pump.state() == table.INFUSING            # non-critical: therapy goes on
 
 
+@pytest.mark.req("SR-24")
 def test_low_reservoir_alarm_repeats_and_can_be_silenced():
     pump, board, _ = make_pump(fill_nl=2000000, concentration=2000, basal=500)
     assert pump.state("reservoir") == table.LOW_RESERVOIR
@@ -254,6 +268,7 @@ def test_low_reservoir_alarm_repeats_and_can_be_silenced():
     assert board.annunciator.counts[1] == before + 4
 
 
+@pytest.mark.req("SR-29")
 def test_non_halting_alarm_keeps_a_bolus_in_progress_and_the_lockout():
     # Just above the alarm volume: the patient bolus itself crosses it.
     pump, board, events = make_pump(fill_nl=2010000, concentration=500, basal=100)
@@ -269,6 +284,7 @@ def test_non_halting_alarm_keeps_a_bolus_in_progress_and_the_lockout():
     assert pump.state() == table.INFUSING
 
 
+@pytest.mark.req("SR-06", "SR-03")
 def test_empty_reservoir_halts_to_minimum_rate_with_a_critical_alarm_until_refilled():
     pump, board, events = make_pump(fill_nl=1000000, concentration=2000, basal=500)
     pump.sched.run_until(5 * MS_PER_DAY)
@@ -310,6 +326,7 @@ def test_bridge_refill_of_an_empty_reservoir_clears_the_critical_alarm():
     assert pump.state() == table.INFUSING
 
 
+@pytest.mark.req("SR-07", "SR-03")
 def test_motor_stall_is_critical_and_cleared_by_the_clinician():
     pump, board, events = make_pump(concentration=2000, basal=500)
     pump.sched.run_until(HOUR)
@@ -334,6 +351,7 @@ def test_motor_stall_is_critical_and_cleared_by_the_clinician():
     assert pump.doser.strokes - strokes in (250, 251)
 
 
+@pytest.mark.req("SR-09", "SR-04")
 def test_battery_elective_replacement_then_end_of_service():
     board = SimBoard(reservoir_capacity_nl=40000000)
     pump, board, events = make_pump(board=board, fill_nl=40000000, concentration=2000, basal=500,
@@ -355,6 +373,7 @@ def test_battery_elective_replacement_then_end_of_service():
 
 # -- persistence ------------------------------------------------------------------------------------
 
+@pytest.mark.req("SR-17")
 def test_pump_resumes_from_the_last_committed_state_after_a_reset():
     pump, board, _ = make_pump(concentration=2000, basal=500)
     pump.set_patient_bolus(20, 10 * MIN, 3 * HOUR, 4)
@@ -381,6 +400,7 @@ def test_pump_resumes_from_the_last_committed_state_after_a_reset():
     assert reborn.state() == table.INFUSING
 
 
+@pytest.mark.req("SR-17")
 def test_a_bolus_cut_by_a_reset_is_not_resumed():
     pump, board, _ = make_pump(concentration=500, basal=100)
     assert pump.clinician_bolus(50, HOUR) == reasons.OK
@@ -393,6 +413,7 @@ def test_a_bolus_cut_by_a_reset_is_not_resumed():
     assert ("bolus_end", (0, 0, 0)) in events
 
 
+@pytest.mark.req("SR-17", "SR-27")
 def test_a_corrupted_slot_falls_back_to_the_other():
     pump, board, _ = make_pump(concentration=2000, basal=500)
     pump.program_continuous(450)
@@ -412,6 +433,7 @@ def test_blank_storage_boots_factory_defaults():
     assert pump.start() == reasons.NO_PROGRAM
 
 
+@pytest.mark.req("SR-32")
 def test_the_whole_pump_behaves_the_same_across_tick_counter_wraps():
     # 2**30 ms is 12.4 days: 40 days with patient boluses cross the wrap three times.
     def run(wrap_bits, start_raw):

@@ -324,6 +324,7 @@ def test_periodic_work_never_drifts_over_a_year_even_when_late():
 # --- tick wrap and long runs -------------------------------------------------------------
 
 
+@pytest.mark.req("SR-32")
 def test_order_is_correct_across_a_tick_counter_wrap():
     # The raw counter wraps 5 s in.
     clock, s = make(WRAP_BITS, WRAP_MS - 5000)
@@ -352,6 +353,7 @@ def test_order_is_correct_across_a_tick_counter_wrap():
     assert clock._ticks_internal() < WRAP_MS - 5000
 
 
+@pytest.mark.req("SR-32")
 def test_ten_years_with_wrapping_ticks_and_hourly_housekeeping():
     clock, s = make(WRAP_BITS, WRAP_MS - 1234)
     ten_years = 10 * MS_PER_YEAR

@@ -54,6 +54,7 @@ def test_states_are_declared(region):
         assert dest is None or dest in states, "%s: row dest %r is not a state" % (region, dest)
 
 
+@pytest.mark.req("SR-28")
 @pytest.mark.parametrize("region", [r[0] for r in REGIONS])
 def test_every_state_and_trigger_has_a_defined_outcome(region):
     # Totality: every (state, trigger of this region's alphabet) has rows, and the last one is
@@ -115,6 +116,7 @@ INTERNAL_TRIGGERS = ("bolus_done", "lockout_done", "reservoir_level", "reservoir
                      "motor_stall", "battery_level", "battery_eos", "fault")
 
 
+@pytest.mark.req("SR-28")
 def test_internal_events_are_never_refused():
     import inspect
     from firmware import battery, bolus, pump, reservoir, therapy

@@ -123,11 +123,13 @@ def test_identify_needs_no_session(client):
     assert info["protocol_version"] == 1
 
 
+@pytest.mark.req("SR-21")
 def test_commands_need_a_session(client):
     client.key = bytes(32)
     nak(client.call(C.INTERROGATE), reasons.NOT_AUTHENTICATED)
 
 
+@pytest.mark.req("SR-19")
 def test_bad_crc_unknown_command_bad_version_and_bad_length(client, tel):
     data = bytearray(client.frame(C.IDENTIFY))
     data[-1] ^= 0x01
@@ -159,6 +161,7 @@ def test_clinician_session_programs_and_shows_old_and_new(client, pump):
     assert info["hours_to_empty"] > 0 and info["days_to_replacement"] > 365
 
 
+@pytest.mark.req("SR-19", "SR-14")
 def test_limits_refused_with_field_and_range(client, pump):
     client.login()
     detail = nak(client.call(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 50000, "confirm": True}),
@@ -196,6 +199,7 @@ def test_state_refusals_travel_as_naks(client, pump):
     nak(client.call(C.PATIENT_BOLUS), reasons.LOCKOUT_ACTIVE)
 
 
+@pytest.mark.req("SR-21")
 def test_patient_role_may_only_interrogate_bolus_and_silence(client, tel, pump):
     pump.program_continuous(400)
     pump.set_patient_bolus(25, 10 * MIN, 180 * MIN, 4)
@@ -219,6 +223,7 @@ def test_a_patient_cannot_cut_into_a_clinician_session(tel, pump):
     assert patient.login(PATIENT)[0] == 0
 
 
+@pytest.mark.req("SR-22")
 def test_wrong_key_is_bad_mac_and_failures_never_lock_the_right_key_out(client, pump):
     # The old firmware locked both roles for 10 min after five failures (security finding 2).
     for _ in range(5):
@@ -232,6 +237,7 @@ def test_wrong_key_is_bad_mac_and_failures_never_lock_the_right_key_out(client, 
     assert decode(*last)["role"] == "clinician" and decode(*last)["result"] == "ok"
 
 
+@pytest.mark.req("SR-21")
 def test_tampered_frames_fail_their_mac_and_old_frames_are_replays(client, tel, pump):
     client.login()
     first = client.request(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 400, "confirm": False})
@@ -250,6 +256,7 @@ def test_tampered_frames_fail_their_mac_and_old_frames_are_replays(client, tel, 
     nak(client.response(C.PROGRAM_CONTINUOUS, client.exchange(first)), reasons.BAD_MAC)
 
 
+@pytest.mark.req("SR-31")
 def test_a_retried_bolus_is_answered_again_but_delivered_once(client, pump):
     client.login()
     client.call(C.PROGRAM_CONTINUOUS, {"basal_ug_per_day": 400, "confirm": False})
@@ -325,6 +332,7 @@ def test_limits_clock_alarm_volume_and_refill_round_trip(client, pump):
     assert pump.board.annunciator.counts[1] > tones[1] and pump.board.annunciator.counts[2] > tones[2]
 
 
+@pytest.mark.req("SR-03")
 def test_a_halted_pump_refuses_therapy_commands_until_refilled(client, pump):
     client.login()
     client.call(C.REFILL, {"volume_nl": 1000000, "concentration_ug_per_ml": 2000,

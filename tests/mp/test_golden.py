@@ -53,6 +53,7 @@ def test_cpython_trace_equals_the_golden_file(name, path):
                           "tests/golden/update.py" % (name, first_difference(have, want)))
 
 
+@pytest.mark.req("SR-30")
 @pytest.mark.parametrize("name, path", SCENARIOS, ids=[name for name, _ in SCENARIOS])
 def test_micropython_trace_equals_cpython_byte_for_byte(mp, name, path):
     text = golden.config_json(path)

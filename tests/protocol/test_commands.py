@@ -293,6 +293,7 @@ def test_nak_carries_every_field_id(field):
     assert info["field"] == (field or None)
 
 
+@pytest.mark.req("SR-19")
 def test_nak_never_fails_on_odd_values():
     # The pump's error path must always produce a NAK.
     nak = C.encode_nak(reasons.OUT_OF_RANGE, "no_such_field", "text", None, 1 << 70)

@@ -61,6 +61,7 @@ def test_fault_records_mark_start_and_end_beside_the_pump_events():
 
 # ------------------------------------------------------------------------------ motor stall
 
+@pytest.mark.req("SR-07")
 def test_motor_stall_raises_the_alarm_within_one_stroke_interval_and_halts():
     r, summary, events, rows = run(config([fault("motor_stall", 1, hours=2)]))
     start = MS_PER_DAY + MS_PER_HOUR
@@ -101,6 +102,7 @@ def test_power_loss_reboots_and_recovers_from_storage():
 
 # ------------------------------------------------------------------------------ storage failure
 
+@pytest.mark.req("SR-08")
 def test_storage_failure_raises_memory_fault_and_logs_commit_failed():
     _, summary, events, _ = run(config([fault("storage_fail", 1, hours=6)]))
     start = MS_PER_DAY + MS_PER_HOUR

@@ -50,6 +50,7 @@ def seqs(events):
 
 # ------------------------------------------------------------------------------ bit flips
 
+@pytest.mark.req("SR-17", "SR-27")
 def test_a_flipped_newest_snapshot_restores_the_older_one_and_says_what_was_lost():
     # 10:00 the clinician raises the basal (committed to one slot); 10:05 a bit flips in that
     # newest snapshot; 10:10 the pump resets.  The boot finds the slot damaged, restores the
@@ -88,6 +89,7 @@ def test_a_flip_with_no_boot_before_two_commits_is_overwritten_unseen():
     assert pump_events(events, "boot")[-1]["restored"] is True
 
 
+@pytest.mark.req("SR-17", "SR-27")
 def test_both_slots_damaged_boots_factory_in_the_fault_state_with_memory_fault():
     flip = fault_at("bit_flip", at(1, 2, 5), bits=64, region="snapshots")
     reset = at(1, 2, 10)
@@ -152,6 +154,7 @@ def test_bit_flips_are_seeded():
 
 # ------------------------------------------------------------------------------ power cut mid-write
 
+@pytest.mark.req("SR-18", "SR-17")
 def test_a_cut_midway_through_a_commit_loads_the_older_slot():
     # Armed at 10:05; the next write to the slots is the hourly commit at 11:00.
     cut = fault_at("power_loss", at(1, 2, 5), during="commit")
@@ -213,6 +216,7 @@ def image(hours=26):
     return bytes(r.board.storage.mem), hours * MS_PER_HOUR
 
 
+@pytest.mark.req("SR-18")
 def test_a_cut_at_every_byte_of_a_commit_boots_the_old_state_never_a_crash():
     mem, now = image()
     board, pump, _ = boot_pump(mem, now)
@@ -239,6 +243,7 @@ def test_a_cut_at_every_byte_of_a_commit_boots_the_old_state_never_a_crash():
         assert after.state() == table.INFUSING and not after.alarms.active
 
 
+@pytest.mark.req("SR-18")
 def test_a_cut_at_every_byte_of_a_log_record_keeps_the_log_readable():
     mem, now = image()
     for k in range(33):
@@ -276,6 +281,7 @@ def _flip_anywhere(mem, rng, used_hi):
     return bytes(mem)
 
 
+@pytest.mark.req("SR-27")
 def test_bit_flips_anywhere_never_crash_a_boot():
     mem, now = image()
     _, reference, _ = boot_pump(mem, now)
@@ -318,6 +324,7 @@ def test_a_snapshot_that_passes_its_crc_but_not_the_pumps_check_is_refused():
 
 # ------------------------------------------------------------------------------ brown-out
 
+@pytest.mark.req("SR-05")
 def test_a_brown_out_stops_everything_then_boots_and_logs_the_outage():
     start, hours = at(1, 2, 20), 5
     end = start + hours * MS_PER_HOUR

@@ -208,6 +208,7 @@ def test_scenario_path_works_like_a_bare_name(tmp_path):
     ("--seed", "-1", ("--seed", "-1", "0 to %d" % MAX_SEED)),
     ("--seed", str(MAX_SEED + 1), ("--seed", str(MAX_SEED + 1), "0 to %d" % MAX_SEED)),
 ])
+@pytest.mark.req("SR-19")
 def test_bad_option_values_exit_2_naming_field_value_and_range(tmp_path, option, value, needles):
     code, out, err = call("run", ADULT, option, value, "--out", str(tmp_path / "o"))
     line = assert_usage_error(code, out, err, *needles)
@@ -251,6 +252,7 @@ def test_scenario_that_is_a_directory_is_refused(tmp_path):
     ("lockout_min = 180", "lockout_min = 0", ("[patient_bolus] lockout_min = 0", "15 to 1440")),
     ("reservoir_ml = 40", "reservoir_ml = 30", ("[pump] reservoir_ml = 30", "20 or 40")),
 ])
+@pytest.mark.req("SR-19")
 def test_scenario_file_with_a_bad_value_exits_2(tmp_path, old, new, needles):
     path = scenario_copy(tmp_path, ADULT, old, new)
     code, out, err = call("run", str(path), "--days", "3", "--out", str(tmp_path / "o"))
