@@ -57,6 +57,8 @@ _THERAPY = "therapy"
 _RUNNING = (table.INFUSING, table.BOLUS, table.LOCKOUT)
 _HALTED_STALL = (table.MOTOR_STALL, table.FAULT, table.BATTERY_DEPLETED)
 _HALTED_FAULT = (table.FAULT, table.BATTERY_DEPLETED)
+# States in which strokes are allowed while therapy is on (an empty reservoir: the minimum rate).
+_DELIVERING_ON = (table.INFUSING, table.LOCKOUT, table.RESERVOIR_EMPTY)
 _MS_PER_MIN = 60000
 _BOLUS_PATIENT = 1
 _BOLUS_BRIDGE = 2
@@ -410,75 +412,82 @@ class Monitor:
 
     def install_motor_hook(self, motor):
         """Wrap the simulated motor's stroke: the ground truth of every stroke, before and after
-        (a host-only hook; one call a stroke, so it is kept short)."""
+        (a host-only hook, one call a stroke: the common path is inlined here, the rare cases
+        are methods)."""
         inner = motor.stroke
         monitor = self
+        host = self.host
+        window = self._window
+        stroke_nl = host.model["stroke_nl"]
+        tolerance = stroke_nl + stroke_nl / 100.0
+        day = MS_PER_DAY
+        bolus = table.BOLUS
+        delivering = _DELIVERING_ON
 
         def stroke():
             moved = motor.strokes
             stalls = motor.stalls
-            monitor._before_stroke()
+            # What the previous event left must be alarmed and halted by now (within one
+            # stroke): a stall, a failed commit, the reservoir estimate.
+            if monitor._stall_pending or monitor._commit_failed:
+                monitor._check_halts()
+            p = host.pump
+            d = p.doser
+            est = d.epoch_reservoir_nl - (d.strokes - d.epoch_strokes) * d.stroke_nl
+            if est <= p.reservoir.low_reservoir_alarm_nl or est < stroke_nl:
+                monitor._check_reservoir(p, est)
             result = inner()
-            if motor.strokes != moved:
-                monitor._delivered()
-            elif motor.stalls != stalls:
-                monitor._stall_pending = True
+            if motor.strokes == moved:
+                if motor.stalls != stalls:
+                    monitor._stall_pending = True
+                return result
+            # SR-01: D - A just before this stroke against its lowest value over the last 24 h
+            # (a sliding minimum over the pre-stroke values, kept increasing in the deque).
+            now = p.sched.now_ms()
+            a = monitor._a_nl
+            if now > monitor._a_t:
+                a += monitor._rate * (now - monitor._a_t)
+                monitor._a_nl = a
+                monitor._a_t = now
+            x = monitor._d_nl - a
+            while window and window[-1][1] >= x:
+                window.pop()
+            window.append((now, x))
+            while window[0][0] <= now - day:
+                window.popleft()
+            monitor._d_nl += stroke_nl
+            if x + stroke_nl - window[0][1] > tolerance:
+                monitor._over_delivered(now, x)
+            # SR-02..05: delivery allowed at all?
+            state = p.machine.states[_THERAPY]
+            if not host.powered or not (state == bolus or (p.therapy.on and state in delivering)):
+                monitor._stroke_not_allowed(p, state, now)
             return result
         motor.stroke = stroke
 
-    def _before_stroke(self):
-        # What the previous event left must be alarmed and halted by now (within one stroke).
-        if self._stall_pending or self._commit_failed:
-            self._check_halts()
-        p = self.host.pump
-        est = p.doser.reservoir_nl()
-        if est <= p.reservoir.low_reservoir_alarm_nl or est < self.stroke_nl:
-            self._check_reservoir(p, est)
+    def _over_delivered(self, now, x):
+        first = self._window[0]
+        self._violate("SR-01", "%.0f nL delivered beyond what the program and boluses allowed "
+                      "since %d min ago (one stroke is %d nL)"
+                      % (x - first[1], (now - first[0]) // _MS_PER_MIN, self.stroke_nl),
+                      key="SR-01")
 
-    def _delivered(self):
-        host = self.host
-        p = host.pump
-        now = p.sched.now_ms()
-        # SR-01: D - A just before this stroke, against its lowest value over the last 24 h.
-        if now > self._a_t:
-            self._a_nl += self._rate * (now - self._a_t)
-            self._a_t = now
-        x = self._d_nl - self._a_nl
-        window = self._window
-        while window and window[-1][1] >= x:
-            window.pop()
-        window.append((now, x))
-        while window[0][0] <= now - MS_PER_DAY:
-            window.popleft()
-        self._d_nl += self.stroke_nl
-        if x + self.stroke_nl - window[0][1] > self._tolerance_nl:
-            self._violate("SR-01", "%.0f nL delivered beyond what the program and boluses "
-                          "allowed since %d min ago (one stroke is %d nL)"
-                          % (x - window[0][1], (now - window[0][0]) // _MS_PER_MIN,
-                             self.stroke_nl), key="SR-01")
-        # SR-02..05: was delivery allowed at all?
-        state = p.machine.states[_THERAPY]
-        if state == table.BOLUS:
-            ok = True
-        elif state in _RUNNING or state == table.RESERVOIR_EMPTY:
-            ok = p.therapy.on or now == self._state_t
-            if not ok:
-                self._violate("SR-02", "a stroke in %s with therapy stopped" % state,
-                              key="SR-02")
-                return
+    def _stroke_not_allowed(self, p, state, now):
+        if not self.host.powered:
+            self._violate("SR-05", "a stroke while the pump is unpowered", key="SR-05")
+            return
+        if now == self._state_t:
+            # A stroke owed on the very millisecond therapy stopped or halted was owed before
+            # it (the firmware's time has 1 ms steps); SR-01 still bounds it.
+            return
+        if state in _DELIVERING_ON:
+            self._violate("SR-02", "a stroke in %s with therapy stopped" % state, key="SR-02")
         elif state == table.MOTOR_STALL:
             # Clearing a stall first retries the one stroke it left owed (firmware table).
             self._stall_strokes += 1
-            ok = self._stall_strokes <= 1
+            if self._stall_strokes > 1:
+                self._violate("SR-03", "a stroke in motor_stall", key="SR-03" + state)
         else:
-            ok = False
-        if not ok and now == self._state_t:
-            # A stroke owed on the very millisecond therapy stopped or halted was owed before
-            # it (the firmware's time has 1 ms steps); SR-01 still bounds it.
-            ok = True
-        if not host.powered:
-            self._violate("SR-05", "a stroke while the pump is unpowered", key="SR-05")
-        elif not ok:
             req = {table.IDLE: "SR-02", table.BATTERY_DEPLETED: "SR-04"}.get(state, "SR-03")
             self._violate(req, "a stroke in %s" % state, key=req + state)
 
