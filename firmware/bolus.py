@@ -90,7 +90,9 @@ class Boluses:
         return self._patient_bolus_refusal() == OK
 
     def lockout_running(self, arg):
-        return self.lockout_until_ms > self.pump.sched.now_ms()
+        # Only while therapy is on: a stopped pump never goes into a lockout (and from there
+        # into "infusing"); the lockout time still refuses presses after a restart.
+        return self.pump.therapy.on and self.lockout_until_ms > self.pump.sched.now_ms()
 
     def bridge_requested(self, arg):
         return bool(arg and arg.get("bridge")) and self.pump.therapy.program is not None and \
@@ -182,7 +184,7 @@ class Boluses:
         p.dirty = True
 
     def after_bolus_state(self):
-        if self.lockout_until_ms > self.pump.sched.now_ms():
+        if self.lockout_running(None):
             return table.LOCKOUT
         return table.INFUSING if self.pump.therapy.on else table.IDLE
 
@@ -196,10 +198,11 @@ class Boluses:
 
     def arm_lockout(self, now):
         # At boot: the lockout timer for a lockout still running, else no lockout state.
+        states = self.pump.machine.states
         if self.lockout_until_ms > now:
             self._lockout_handle = self.pump.sched.at(self.lockout_until_ms, self._lockout_timer)
-        elif self.pump.machine.states["therapy"] == table.LOCKOUT:
-            self.pump.machine.states["therapy"] = table.INFUSING
+        if states["therapy"] == table.LOCKOUT:
+            states["therapy"] = self.after_bolus_state()
 
     def _lockout_timer(self):
         self._lockout_handle = None

@@ -38,6 +38,7 @@ class Doser:
         self.epoch_reservoir_nl = 0
         self.epoch_strokes = 0
         self.watch_at = -1
+        self.hold = False               # stopped or halted: an owed stroke waits (Therapy)
         self._next = None
 
     # Reservoir estimate.
@@ -119,10 +120,11 @@ class Doser:
 
     def _arm(self, now, acc, rate):
         # A full stroke already owed goes now, even if the rate has just dropped to 0 (a bolus
-        # ending on the same millisecond as its last stroke).
+        # ending on the same millisecond as its last stroke), unless therapy is stopped or
+        # halted (hold): then it waits for therapy to resume.
         owed = self.stroke_q - acc
         if owed <= 0:
-            self._next = self._sched.at(now, self._stroke)
+            self._next = None if self.hold else self._sched.at(now, self._stroke)
         elif rate > 0:
             self._next = self._sched.at(now + (owed + rate - 1) // rate, self._stroke)
         else:

@@ -70,7 +70,6 @@ class EventLog:
         else:
             args = (a, b, c, d)
         seq = self.next_seq
-        self.next_seq = seq + 1
         t_ms = self._clock_fn()
         if self.journal is not None:
             try:
@@ -78,8 +77,12 @@ class EventLog:
             except PersistError:
                 # Non-volatile memory failing must not stop the pump: the entry is still
                 # reported (listener) and the failure counted; the commit that fails raises
-                # the memory-fault alarm (Pump.commit).
+                # the memory-fault alarm (Pump.commit).  Stored nowhere, it takes no seq (0):
+                # a seq is handed out once, and only with its record.
                 self.failed_writes += 1
+                seq = 0
+        if seq:
+            self.next_seq = seq + 1
         if self.listener is not None:
             self.listener(seq, t_ms, code, args)
         return seq

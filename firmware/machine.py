@@ -126,11 +126,12 @@ class Machine:
                 break
             else:
                 if candidates:
-                    raise FirmwareError("every guard failed for (%s, %s, %s): the table needs an "
-                                        "unguarded last row" % (region, source, trigger))
-                if in_alphabet:
-                    raise FirmwareError("no row for (%s, %s, %s): the table is not total"
+                    # (the table needs an unguarded last row)
+                    raise FirmwareError("every guard failed for (%s, %s, %s)"
                                         % (region, source, trigger))
+                if in_alphabet:
+                    # (the table is not total)
+                    raise FirmwareError("no row for (%s, %s, %s)" % (region, source, trigger))
             known = known or in_alphabet
         if not known:
             raise FirmwareError("unknown event %r; the table knows %s"

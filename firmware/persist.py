@@ -87,9 +87,7 @@ class Persist:
         if log_capacity is None:
             log_capacity = room
         if log_capacity < 1 or log_capacity > room:
-            raise PersistError(
-                "log_capacity %d records: storage of %d bytes holds 1..%d %d-byte records "
-                "after two %d-byte slots" % (log_capacity, size, room, _REC_BYTES, slot_size))
+            raise PersistError("log_capacity %d: allowed 1..%d" % (log_capacity, room))
         self.storage = storage
         self.slot_size = slot_size
         self.slot_capacity_bytes = slot_size - _SLOT_OVERHEAD_BYTES
@@ -151,9 +149,8 @@ class Persist:
             raise PersistError("snapshot is not plain JSON values: %s" % (e,))
         n = len(data)
         if n > self.slot_capacity_bytes:
-            raise PersistError(
-                "snapshot is %d bytes; a slot holds at most %d (slot_size %d minus %d header/CRC "
-                "bytes)" % (n, self.slot_capacity_bytes, self.slot_size, _SLOT_OVERHEAD_BYTES))
+            raise PersistError("snapshot of %d bytes; a slot holds at most %d"
+                               % (n, self.slot_capacity_bytes))
         if not self._loaded:
             self.load()
         target = 0 if self.slot is None else 1 - self.slot
@@ -173,9 +170,8 @@ class Persist:
             storage.write(base + 2, mv[2:end + 2])
             storage.write(base, _MAGIC)
         except StorageError as e:
-            raise PersistError(
-                "commit of snapshot seq %d to slot %s failed (%s); the previous snapshot (seq %d) "
-                "is still the committed one" % (seq, "AB"[target], e, self.snapshot_seq))
+            raise PersistError("commit seq %d failed (%s); seq %d still committed"
+                               % (seq, e, self.snapshot_seq))
         self.slot = target
         self.snapshot_seq = seq
         self.commits += 1

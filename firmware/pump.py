@@ -148,11 +148,35 @@ class Pump:
         self._arm_housekeeping(self.sched.now_ms())
         self.therapy.apply_flows()
         self.reservoir.update_watch()
+        if self.doser.concentration_ug_per_ml:
+            # The low-reservoir alarm re-derived from the estimate, not taken on trust.
+            self.machine.dispatch("reservoir_level")
         if saved is None and corrupt:
             self.machine.dispatch("fault")
         self.dirty = True
         self.commit()
         return saved is not None
+
+    def replay_log(self, from_seq):
+        # At boot (snapshot.restore): what the log holds after the restored snapshot (a newer
+        # commit was torn or decayed).  Patient boluses still count for the lockout and the
+        # 24 h maximum, and programs for the rate-increase limit, though the snapshot never
+        # knew them.
+        boluses = self.bolus
+        s = boluses.settings
+        try:
+            records = self.persist.log_read(from_seq, 256) if from_seq else ()
+        except PersistError:
+            return
+        for seq, t, code, args in records:
+            t -= self.clock_offset_ms
+            if code == eventlog.PROGRAM:
+                self.therapy.record_dose(t, args[1])
+            elif code == eventlog.BOLUS_START and args[0] == bolus.PATIENT and s:
+                boluses.patient_bolus_times.append(t)
+                t += s["lockout_ms"]
+                if t > boluses.lockout_until_ms:
+                    boluses.lockout_until_ms = t
 
     def _log_next_seq(self):
         try:
@@ -208,8 +232,8 @@ class Pump:
                      states.index(dest), table.TRIGGERS.index(trigger))
         if region == "therapy":
             self.therapy.apply_flows()
-        elif region == "reservoir":
-            self.reservoir.update_watch()
+        # Every therapy change re-derives "empty" too (a cleared stall must not infuse from it).
+        self.reservoir.update_watch()
         self.dirty = True
 
     def event(self, trigger, arg=None):
@@ -293,6 +317,13 @@ class Pump:
         for key in ("daily_dose_hard_ug", "bolus_hard_ug", "rate_increase_hard_pct"):
             if merged[key] > entry[key]:
                 return self.refuse("set_limits", (reasons.OVER_HARD_LIMIT, key, merged[key], 1,
+                                                  entry[key]))
+        # Nor below what is in force: the program's daily dose, the patient bolus.
+        p, s = self.therapy.program, self.bolus.settings
+        for key, least in (("daily_dose_hard_ug", therapy.daily_ug(p) if p else 0),
+                           ("bolus_hard_ug", s["dose_ug"] if s else 0)):
+            if merged[key] < least:
+                return self.refuse("set_limits", (reasons.OUT_OF_RANGE, key, merged[key], least,
                                                   entry[key]))
         self.limits = merged
         self.log.log(eventlog.LIMITS_SET, merged["daily_dose_soft_ug"], merged["daily_dose_hard_ug"],

@@ -93,6 +93,10 @@ class Reservoir:
             d.watch_level(d.stroke_nl - 1)
         else:
             d.watch_level(None)
+            if d.concentration_ug_per_ml:
+                # Empty however it got there (a refill of nothing, a boot, a cleared alarm):
+                # halt and alarm now, not at a stroke that may never come.
+                p.machine.post("reservoir_empty")
 
     def on_watch(self):
         # The stroke engine's report: the estimate crossed the watched level.

@@ -161,7 +161,8 @@ def restore(pump, s):
     if d.stroke_q:
         lost_strokes = lost_q // d.stroke_q
         lost_nl = lost_strokes * d.stroke_nl
-        d.acc_q = lost_q - lost_strokes * d.stroke_q
+        # Where the accumulator stood is not known either: it restarts empty, so no stroke
+        # comes early (at most one stroke's worth is not given, never one too many).
         d.set_reservoir(d.reservoir_nl() - lost_nl, d.concentration_ug_per_ml)
     reservoir.delivered_base_nl += lost_nl
     reservoir.delivered_base_ng += lost_nl * d.concentration_ug_per_ml // 1000
@@ -169,6 +170,7 @@ def restore(pump, s):
         pump.alarms.restore(alarm, raised_ms + shift, silenced_ms + shift if silenced_ms else 0)
     if s["bolus"] is not None:
         states["therapy"] = boluses.interrupted_by_reset(s["bolus"][0])
+    pump.replay_log(s.get("log_seq"))
     boluses.arm_lockout(now)
     therapy.select_basal(now)
     return lost_nl, gap - elapsed

@@ -48,7 +48,7 @@ THERAPY = (
     (IDLE, "start", None, None, "!no_program"),
     (_RUNNING, "start", None, None, None),
     (_DELIVERING, "stop", IDLE, None, "therapy.stop"),
-    (_HALTED, "stop", None, None, None),
+    (_HALTED, "stop", None, None, "therapy.stop"),        # stays stopped once cleared
     (_HALTED, "start", None, None, "!therapy_halted"),
 
     # A new program (already checked against the drug library) takes effect at once.
@@ -83,7 +83,9 @@ THERAPY = (
 
     # Critical alarms halt therapy from anywhere they can happen.
     (_DELIVERING, "reservoir_empty", RESERVOIR_EMPTY, None, "therapy.halt_reservoir_empty"),
-    ((RESERVOIR_EMPTY, MOTOR_STALL, FAULT), "reservoir_empty", None, None, None),
+    (RESERVOIR_EMPTY, "reservoir_empty", None, None, None),
+    # Already halted (stall, fault): the reservoir-empty alarm sounds all the same.
+    ((MOTOR_STALL, FAULT), "reservoir_empty", None, None, "therapy.halt_reservoir_empty"),
     (_DELIVERING + (RESERVOIR_EMPTY,), "motor_stall", MOTOR_STALL, None, "therapy.halt_motor_stall"),
     ((MOTOR_STALL, FAULT), "motor_stall", None, None, None),
     (_DELIVERING + _HALTED, "battery_eos", BATTERY_DEPLETED, None, "therapy.halt_end_of_service"),

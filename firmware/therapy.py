@@ -11,6 +11,18 @@ _MS_PER_MIN = 60000
 _DELIVERY_STATES = (table.INFUSING, table.BOLUS, table.LOCKOUT)
 
 
+def daily_ug(program):
+    # A program's daily dose as the limits see it (flex: its heaviest day).
+    if program["mode"] == "continuous":
+        return program["basal_ug_per_day"]
+    top = 0
+    for day in program["steps"]:
+        dose = limits.flex_daily_ug(day)
+        if dose > top:
+            top = dose
+    return top
+
+
 class Therapy:
     def __init__(self, pump):
         self.pump = pump
@@ -33,13 +45,8 @@ class Therapy:
         bad = limits.check_flex(steps)
         if bad:
             return self.pump.refuse("program", bad)
-        daily_ug = 0
-        for day in steps:
-            dose = limits.flex_daily_ug(day)
-            if dose > daily_ug:
-                daily_ug = dose
         program = {"mode": "flex", "steps": [[[s[0], s[1]] for s in day] for day in steps]}
-        return self._program(program, daily_ug, confirm)
+        return self._program(program, daily_ug(program), confirm)
 
     def _program(self, program, daily_ug, confirm):
         p = self.pump
@@ -62,8 +69,11 @@ class Therapy:
         self.pump.dirty = True
 
     def stop(self, arg):
+        # Also while halted: once the alarm is cleared the pump stays stopped, and an empty
+        # reservoir's minimum rate stops too.
         self.on = False
         self.pump.bolus.cut()
+        self.apply_flows()
         self.pump.dirty = True
 
     def program_and_start(self, arg):
@@ -75,7 +85,7 @@ class Therapy:
         p = self.pump
         now = p.sched.now_ms()
         self.program = program
-        self._record_dose(now, daily_ug)
+        self.record_dose(now, daily_ug)
         self.select_basal(now)
         self.apply_flows()
         p.log.log(eventlog.PROGRAM, 0 if program["mode"] == "continuous" else 1, daily_ug,
@@ -176,8 +186,10 @@ class Therapy:
                 rate = self.current_basal_ug_per_day * UG_RATE_Q
             if running is not None:
                 rate += running[5]
-        elif state == table.RESERVOIR_EMPTY:
+        elif state == table.RESERVOIR_EMPTY and self.on:
             rate = d.volume_rate_q(p.model["min_rate_nl_per_day"])
+        # Stopped or halted: a whole stroke owed from before waits for therapy to resume.
+        d.hold = not rate and state not in _DELIVERY_STATES
         d.set_rate(rate)
 
     def projected_daily_nl(self):
@@ -200,7 +212,7 @@ class Therapy:
 
     # ----------------------------------------------------------------- rate-change limit
 
-    def _record_dose(self, now, daily_ug):
+    def record_dose(self, now, daily_ug):
         # Rolling 24 h history of programmed daily doses, for the rate-change limit.
         history = self.dose_history
         history.append([now, daily_ug])

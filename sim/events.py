@@ -39,7 +39,8 @@ def _decode_arg(event, name, value):
 
 def decode(seq, t_ms, code, args):
     name, arg_names = eventlog.EVENTS.get(code, ("code_%d" % code, ()))
-    out = {"seq": seq, "t_ms": t_ms, "time": iso_ms(t_ms), "src": "pump", "event": name}
+    # seq 0: an entry the pump could not store (failing memory): in no log, so no seq.
+    out = {"seq": seq or None, "t_ms": t_ms, "time": iso_ms(t_ms), "src": "pump", "event": name}
     if name == "state":
         region = _REGIONS[args[0]]
         out["region"] = region

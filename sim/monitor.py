@@ -27,6 +27,7 @@ from collections import deque
 
 from firmware import alarms, eventlog, limits, table
 from firmware.dosing import MS_PER_DAY
+from hal.errors import PowerLost
 
 # Each requirement the monitor checks, with the words a violation starts with (docs/safety.md
 # has the whole list; tests/test_traceability.py keeps the two in step).
@@ -208,6 +209,10 @@ class Monitor:
                               % (seq, self._last_seq, code))
             else:
                 self._last_seq = seq
+        if code == eventlog.CLOCK_SET:
+            # A clinician's clock setting may move the calendar back; the record says by how
+            # much (delta_s), so times count from it.
+            self._last_t_ms = None
         if self._last_t_ms is not None and t_ms < self._last_t_ms:
             self._violate("SR-16", "record time %d ms after %d ms (code %d)"
                           % (t_ms, self._last_t_ms, code))
@@ -339,8 +344,15 @@ class Monitor:
         monitor = self
 
         def commit(snapshot):
-            inner(snapshot)
-            # Only a commit that returned is committed (a cut or a failed write raises).
+            target = 0 if persist.slot is None else 1 - persist.slot
+            try:
+                inner(snapshot)
+            except PowerLost:
+                # Cut midway: the slot being written holds nothing any more (a failed write,
+                # PersistError, wrote nothing and leaves it as it was).
+                monitor._slots[target] = None
+                raise
+            # Only a commit that returned is committed.
             monitor._commit_number += 1
             monitor._slots[persist.slot] = [monitor._commit_number, snapshot]
         persist.commit = commit

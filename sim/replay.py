@@ -128,6 +128,7 @@ class Replay:
         self.injected_csf_ng = 0    # drug given into the CSF bypassing the pump (screening)
         self._models(config.get("models"))
         self.pump = None
+        self._factory_offset_ms = None
         self.actions = None         # the plan, once start() made it
         self._index = 0
         self._next_sample = 0
@@ -366,8 +367,16 @@ class Replay:
     # -- pump lifecycle ---------------------------------------------------------------------
 
     def _boot(self):
-        self.pump = Pump(self.board, self.model,
-                         wall_ms=self.start_wall_ms + self.board.clock.true_ms)
+        # The factory sets the calendar once (the scenario's start); a later boot with nothing
+        # restorable (both slots gone) falls back to that same setting on the pump's own
+        # clock, not to the true time, which the pump cannot know.
+        if self._factory_offset_ms is None:
+            wall_ms = self.start_wall_ms + self.board.clock.true_ms
+        else:
+            wall_ms = self._factory_offset_ms + self.board.clock.now_ms()
+        self.pump = Pump(self.board, self.model, wall_ms=wall_ms)
+        if self._factory_offset_ms is None:
+            self._factory_offset_ms = self.pump.clock_offset_ms
         self.pump.log.listener = self._on_pump_event
         if self.cell is not None:
             self._telemetry_session(self.pump)

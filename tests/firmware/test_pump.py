@@ -42,9 +42,10 @@ def test_a_year_of_continuous_dosing_is_within_one_stroke_of_ideal(basal, concen
     pump, board, _ = make_pump(fill_nl=40000000, concentration=concentration,
                                stroke_nl=stroke_nl, reservoir_capacity_nl=40000000)
     board.motor.stroke_nl = stroke_nl
-    # Keep the reservoir full: this test is about the stroke engine, not refills.
-    pump.doser.watch_level(None)
     assert pump.program_continuous(basal, confirm=True) == reasons.OK
+    # Keep the reservoir full: this test is about the stroke engine, not refills (after the
+    # program: starting therapy re-arms the watch).
+    pump.doser.watch_level(None)
     year_ms = 365 * MS_PER_DAY
     pump.sched.run_until(year_ms)
     ideal_nl = basal * 1000000 * year_ms // (concentration * MS_PER_DAY)

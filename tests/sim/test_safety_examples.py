@@ -26,14 +26,10 @@ def violations(summary):
     return [(v["req"], v["message"]) for v in summary["violations"]]
 
 
-# Fixed in the firmware by the next commits; until then each example fails, as the issue says.
-FIRMWARE_FIX_PENDING = pytest.mark.xfail(strict=True, reason="issue 11: the firmware fix follows")
-
 PATIENT_BOLUS = {"dose_ug": 25, "duration_ms": 10 * MS_PER_MIN, "lockout_ms": 3 * MS_PER_HOUR,
                  "max_per_24h": 4}
 
 
-@FIRMWARE_FIX_PENDING
 @pytest.mark.req("SR-13", "SR-02")
 def test_no_patient_bolus_after_stop_during_a_lockout_and_a_clinician_bolus():
     # 01:00 a patient bolus (lockout to 04:10); 01:30 the clinician stops therapy; 02:00 a
@@ -53,7 +49,6 @@ def test_no_patient_bolus_after_stop_during_a_lockout_and_a_clinician_bolus():
     assert violations(summary) == []
 
 
-@FIRMWARE_FIX_PENDING
 @pytest.mark.req("SR-06", "SR-03")
 def test_clearing_a_motor_stall_with_an_empty_reservoir_does_not_resume_infusion():
     # 1 mL at 400 ug/day of 500 ug/mL (800 uL/day) is empty after 30 h: therapy halts to the
@@ -73,7 +68,6 @@ def test_clearing_a_motor_stall_with_an_empty_reservoir_does_not_resume_infusion
     assert violations(summary) == []
 
 
-@FIRMWARE_FIX_PENDING
 @pytest.mark.req("SR-15")
 def test_log_sequence_numbers_are_never_handed_out_twice_after_a_storage_failure_and_reset():
     # Non-volatile memory fails from 10:00 to 14:00: the log records of that time cannot be
@@ -130,7 +124,6 @@ action = "stop"
     assert violations(summary) == []
 
 
-@FIRMWARE_FIX_PENDING
 @pytest.mark.req("SR-10", "SR-17")
 def test_a_boot_at_or_below_the_low_reservoir_volume_raises_the_alarm():
     # 2.01 mL in the pump, the alarm at 2 mL, 800 uL/day: ten strokes above the alarm.  The
