@@ -141,7 +141,7 @@ def render(reqs, marks):
         "[safety.md](safety.md) and the `@pytest.mark.req` marks in `tests/`; do not edit by hand",
         "(`make traceability` regenerates it, and `tests/test_traceability.py` fails when it is",
         "stale, when a requirement has no test or when a test names an unknown requirement).",
-        "Requirements SR-01 to SR-17 are also checked by the invariant monitor (`sim/monitor.py`)",
+        "Requirements SR-01 to SR-17 are also checked by the invariant monitor (`sim/monitor.py`, rules in `sim/monitor_rules.py`)",
         "after every event of every `vpump run`, and so in every scenario and campaign run.",
         "",
         "| requirement | tests | scenarios |",
