@@ -12,24 +12,11 @@ import os
 import sys
 
 from sim.errors import SimError
+from tools.argtypes import whole_number
 
 
 class UsageError(Exception):
     """Bad input from the user: exit status 2."""
-
-
-def _int_in(lo, hi):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            # argparse puts "argument --days: " in front.
-            raise argparse.ArgumentTypeError(
-                "got %s, must be a whole number from %d to %d" % (text, lo, hi))
-        return value
-    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,9 +70,9 @@ def build_parser():
                      help="a scenario file, the name of one in scenarios/ "
                           "(e.g. adult-sci-continuous), or - to read one from stdin")
     opts = run.add_argument_group("run options")
-    opts.add_argument("--days", type=_int_in(1, 3650), metavar="N",
+    opts.add_argument("--days", type=whole_number(1, 3650), metavar="N",
                       help="simulated days (1-3650; default: the scenario's)")
-    opts.add_argument("--seed", type=_int_in(0, 2 ** 32 - 1), metavar="N",
+    opts.add_argument("--seed", type=whole_number(0, 2 ** 32 - 1), metavar="N",
                       help="random seed (0-4294967295; default: the scenario's)")
     opts.add_argument("--out", metavar="DIR",
                       help="output folder (default: out/ and the scenario file's name without "

@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 
 from protocol import frame, reasons
 from sim.errors import SimError
+from tools.argtypes import whole_number
 from tools import conform_checks as K
 from tools.conform_commands import COMMAND_CHECKS, nak_no_program, restore
 from tools.conform_wire import Wire
@@ -157,27 +158,12 @@ def add_parser(commands):
     p.add_argument("--only", metavar="NAME[,NAME]", help="run only these checks (names as "
                    "listed by --list)")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
-    p.add_argument("--gap-ms", type=_whole(1, 10000), default=100, metavar="MS",
+    p.add_argument("--gap-ms", type=whole_number(1, 10000), default=100, metavar="MS",
                    help="the link's inter-byte timeout (docs/protocol.md: 100 on a socket or "
                         "pty; at 115200 baud 5); the check waits three times this (default 100)")
-    p.add_argument("--latency-ms", type=_whole(1, 60000), default=100, metavar="MS",
+    p.add_argument("--latency-ms", type=whole_number(1, 60000), default=100, metavar="MS",
                    help="the median answer time allowed (default 100: docs/protocol.md)")
     return p
-
-
-def _whole(lo, hi):
-    import argparse
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError("got %s, must be a whole number from %d to %d"
-                                             % (text, lo, hi))
-        return value
-    return parse
 
 
 def run(args, stdout, stderr):

@@ -48,6 +48,7 @@ from protocol.client import Programmer
 from protocol.client_errors import ProgrammerError
 from protocol.errors import ProtocolError
 from sim.errors import SimError
+from tools.argtypes import whole_number
 
 MODES = ("no_session", "patient", "clinician", "tampered", "garbage")
 PROBE_S = 2.0               # liveness: an IDENTIFY must be answered within this
@@ -559,9 +560,9 @@ def add_parser(commands):
     fuzz.add_argument("--key-file", required=True, metavar="F",
                       help="the pump's key file (both keys: the fuzzer opens patient and "
                            "clinician sessions, and a trusted clinician session as its oracle)")
-    fuzz.add_argument("--frames", type=_positive("--frames", 1, 10 ** 9), default=10000,
+    fuzz.add_argument("--frames", type=whole_number(1, 10 ** 9), default=10000,
                       metavar="N", help="frames to send (default 10000)")
-    fuzz.add_argument("--seed", type=_positive("--seed", 0, 2 ** 32 - 1), metavar="S",
+    fuzz.add_argument("--seed", type=whole_number(0, 2 ** 32 - 1), metavar="S",
                       help="seed of every choice (default: a random one, printed)")
     fuzz.add_argument("--minutes", type=_minutes, metavar="M",
                       help="stop after M minutes even if --frames are not all sent")
@@ -576,21 +577,6 @@ def add_parser(commands):
                            "again (exit 1) or not (exit 0)")
     fuzz.add_argument("--json", action="store_true", help="print the summary as JSON")
     return fuzz
-
-
-def _positive(option, lo, hi):
-    import argparse
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError("got %s, must be a whole number from %d to %d"
-                                             % (text, lo, hi))
-        return value
-    return parse
 
 
 def _seconds(text):

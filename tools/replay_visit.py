@@ -28,6 +28,7 @@ import json
 from protocol import commands as C
 from protocol import frame, reasons, session
 from sim.errors import SimError
+from tools.argtypes import seed as seed_arg
 
 # Fields that differ on every replay: a fresh handshake, or the pump's identity.
 HANDSHAKE = ("pn", "session_id", "proof", "serial")
@@ -444,23 +445,11 @@ def add_parser(commands):
     where.add_argument("--against", metavar="URL",
                        help="replay against the pump on this link (a board, vpump serve); "
                             "needs --key-file")
-    p.add_argument("--seed", type=_seed, metavar="N",
+    p.add_argument("--seed", type=seed_arg, metavar="N",
                    help="the scenario's seed (default: the capture's, else the scenario's)")
     p.add_argument("--key-file", metavar="FILE", help="the key file of the --against pump")
     p.add_argument("--json", action="store_true", help="print the differences as JSON")
     return p
-
-
-def _seed(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value <= 2 ** 32 - 1:
-        raise argparse.ArgumentTypeError("got %s, must be a whole number from 0 to 4294967295"
-                                         % text)
-    return value
 
 
 def _keys(path):

@@ -27,6 +27,7 @@ import threading
 from hal.errors import HalError
 from sim.errors import SimError
 from sim.state_file import StateFileError
+from tools.argtypes import seed as seed_arg
 
 
 class ServeError(SimError):
@@ -54,7 +55,7 @@ def add_parser(commands):
                             "$XDG_STATE_HOME/vpump (default ~/.local/state/vpump), or beside "
                             "--state FILE as FILE.keys.json (reused when it exists); the "
                             "'keys:' line says where")
-    serve.add_argument("--seed", type=_seed, metavar="N",
+    serve.add_argument("--seed", type=seed_arg, metavar="N",
                        help="seed the simulation's random numbers (0 to 4294967295); session "
                             "nonces still come from os.urandom (docs/threat-model.md)")
     serve.add_argument("--state", metavar="FILE",
@@ -114,18 +115,6 @@ def _speed(text):
         value = None
     if value is None or not 0.001 <= value <= 1e9:
         raise argparse.ArgumentTypeError("got %s, must be a number from 0.001 to 1e9" % text)
-    return value
-
-
-def _seed(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value <= 2 ** 32 - 1:
-        raise argparse.ArgumentTypeError("got %s, must be a whole number from 0 to 4294967295"
-                                         % text)
     return value
 
 

@@ -11,6 +11,7 @@ import os
 import time
 
 from firmware import limits as _limits
+from tools.argtypes import whole_number
 
 MS_PER_MIN = 60000
 MS_PER_DAY = 86400000
@@ -30,19 +31,7 @@ class ProgUsage(Exception):
 
 # ------------------------------------------------------------------------------ argument types
 
-def whole_arg(lo, hi, unit=""):
-    unit = " " + unit if unit else ""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(
-                "got %s, must be a whole number%s from %d to %d" % (text, unit, lo, hi))
-        return value
-    return parse
+whole_arg = whole_number
 
 
 def _scaled(scale, lo, hi, unit, places):
