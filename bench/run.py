@@ -846,8 +846,8 @@ def fig_fleet_year_violations(quick):
             "campaigns/fleet-year.toml" if not quick else "fleet-year subset (1 seed, 60 days)",
             " on 2 local workers", agg["runs"], agg["patient_years"], agg["crashes"]["count"],
             "by requirement: " + by_req if by_req else "none found",
-            "campaign wall %.0f s" % agg["wall_seconds"] if agg.get("wall_seconds") is not None
-            else "runs reused from %s" % out_dir))
+            "campaign wall %.0f s" % agg["wall_seconds"] if agg.get("wall_seconds")
+            else "every run reused from %s (same code, same spec)" % os.path.relpath(out_dir, ROOT)))
 
 
 # --- results file and table ------------------------------------------------------------------
