@@ -96,7 +96,7 @@ def build_parser():
     campaign_cmd.add_parser(commands)
     from tools import conform as conform_command
     conform_command.add_parser(commands)
-    from tools import fuzz as fuzz_command
+    from tools import fuzz_cmd as fuzz_command
     fuzz_command.add_parser(commands)
     from tools import replay_visit
     replay_visit.add_parser(commands)
@@ -426,8 +426,8 @@ def _cmd_campaign(args, stdout, stderr):
 
 
 def _cmd_fuzz(args, stdout, stderr):
-    from tools import fuzz
-    return fuzz.run(args, stdout, stderr)
+    from tools import fuzz_cmd
+    return fuzz_cmd.run(args, stdout, stderr)
 
 
 def _cmd_schema(args, stdout, stderr):
