@@ -9,8 +9,6 @@ import os
 from hal.base import Storage
 from hal.errors import StorageError
 
-_FF = b"\xff" * 256
-
 
 class FileStorage(Storage):
     # Storage as one file of `size` bytes on the board's flash file system.  The file is
@@ -30,12 +28,13 @@ class FileStorage(Storage):
             have = -1
         try:
             if have < size:
+                erased = b"\xff" * 256
                 f = open(path, "r+b" if have >= 0 else "wb")
                 f.seek(max(have, 0))
                 left = size - max(have, 0)
                 while left > 0:
-                    n = left if left < len(_FF) else len(_FF)
-                    f.write(_FF[:n])
+                    n = left if left < len(erased) else len(erased)
+                    f.write(erased[:n])
                     left -= n
                 f.close()
             self._f = open(path, "r+b")

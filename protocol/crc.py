@@ -8,6 +8,8 @@
 # data is bytes, bytearray or memoryview.  With xorout 0 the register is the result, so a
 # message may be fed in pieces: crc16(b, crc16(a)) == crc16(a + b).
 
+from array import array
+
 try:
     from micropython import const
 except ImportError:
@@ -17,21 +19,17 @@ except ImportError:
 CRC16_INIT = const(0xFFFF)
 _POLY = const(0x1021)
 
-
-def _make_table():
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            if crc & 0x8000:
-                crc = ((crc << 1) ^ _POLY) & 0xFFFF
-            else:
-                crc = (crc << 1) & 0xFFFF
-        table.append(crc)
-    return tuple(table)
-
-
-_TABLE = _make_table()
+# The 256 CRCs of one byte, as 16-bit words: 512 bytes (a tuple of ints is twice that on
+# MicroPython).  Built at import by the module's own code, which is freed afterwards.
+_TABLE = array("H")
+for _byte in range(256):
+    _crc = _byte << 8
+    for _ in range(8):
+        if _crc & 0x8000:
+            _crc = ((_crc << 1) ^ _POLY) & 0xFFFF
+        else:
+            _crc = (_crc << 1) & 0xFFFF
+    _TABLE.append(_crc)
 
 
 def crc16_pure(data, crc=CRC16_INIT):

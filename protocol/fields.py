@@ -32,17 +32,18 @@ FIELDS = (
     "patient_bolus_dose_ug",        # 27
 )
 
-_IDS = {}
-for _i in range(1, len(FIELDS)):
-    _IDS[FIELDS[_i]] = _i
 
 
 def field_id(name):
     # Unknown names (and None) go on the wire as 0 rather than failing: a NAK must always be
-    # sendable, and "no single field" is still true information.
-    if name is None:
+    # sendable, and "no single field" is still true information.  (A scan, not a dict: it runs
+    # for a NAK, and a dict of the names would hold heap on a board for good.)
+    if not name:
         return 0
-    return _IDS.get(name, 0)
+    for i in range(1, len(FIELDS)):
+        if FIELDS[i] == name:
+            return i
+    return 0
 
 
 def field_name(fid):

@@ -71,13 +71,14 @@ TEXT = {
     STORAGE_FAILED: "storage_failed",
 }
 
-_BY_NAME = {}
-for _code in TEXT:
-    _BY_NAME[TEXT[_code]] = _code
-
 
 def code(name):
-    return _BY_NAME[name]
+    # The code of a reason's name; KeyError for a name that is none.  (A scan, not a second
+    # dict: it runs for a refusal, and a dict would hold heap on a board for good.)
+    for reason in TEXT:
+        if TEXT[reason] == name:
+            return reason
+    raise KeyError(name)
 
 
 def name(reason):

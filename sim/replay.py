@@ -27,42 +27,8 @@ from protocol import reasons
 from sim.plan import plan
 
 _PATIENT_SEED_XOR = 0x5EED5EED
-_MOTOR_SEED_XOR = 0xB1A5B1A5
-_PPM = 1000000
-
-# Faults a scenario's [[faults]] table may inject (docs/scenarios.md): what each does to the board.
-#   motor_stall    the motor stalls (torque limit, magnetic field): the firmware sees STROKE_STALL
-#   occlusion      the catheter is blocked: strokes complete, nothing moves, the firmware is not
-#                  told (no occlusion sensing found for the device class: docs/clinical.md)
-#   dislodgement   the catheter tip is out of the intrathecal space (or leaks): the drug leaves
-#                  the pump but never reaches the CSF; invisible to the firmware
-#   storage_fail   every write to non-volatile memory fails
-#   power_loss     the supply fails at that moment: the pump reboots from storage (no duration);
-#                  during = "commit" | "log": it fails in the middle of the next write to the
-#                  snapshot slots or the log ring instead, after a seeded number of its bytes
-#   bit_flip       bits = N seeded bits flip in non-volatile memory (region = "snapshot": the
-#                  newest committed snapshot, "snapshots": either slot's, "log": a written log
-#                  record, "any"); the firmware sees them only when it next reads storage: at
-#                  boot (a reset or power_loss later in the scenario)
-#   brown_out      the supply sags below the brown-out threshold for the fault's duration: the
-#                  MCU is held in reset (no strokes, no timers, nothing logged, requests lost)
-#                  while the clock (an RTC on the battery) keeps counting; then it boots
-#   mri            an MRI scan: the magnet stalls the rotor for the scan, and it stays stalled
-#                  for the fault's recover_ms after it (recovery can lag 2-24 h: docs/clinical.md)
-#   link_noise     the telemetry link drops, corrupts or delays frames; only a host run with
-#                  [link] has a link (sim/runner.py Run overrides the handler), so here: nothing
-# Each kind has a Replay method _fault_<kind>(active, phase, fault): active is how many faults of
-# the kind are on after this phase ("start", "end", or "recovered" at end_ms + recover_ms when
-# the fault has recover_ms); fault is the scenario's entry (its options included).
-FAULT_KINDS = ("motor_stall", "occlusion", "dislodgement", "storage_fail", "power_loss",
-               "mri", "link_noise", "bit_flip", "brown_out")
 
 _FAULT_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
-# Bit flips and the byte a power cut lands on come from their own generator, so adding such a
-# fault moves neither the patient's presses nor the random faults.
-_STORAGE_SEED_XOR = 0x5107A6E5
-_REC_BYTES = 32                 # firmware/persist.py's log record
-_SLOT_OVERHEAD_BYTES = 10       # and a snapshot slot's magic, seq, len and CRC
 
 # Requests that are telemetry sessions on a real pump (a programmer's or the patient's remote):
 # with [models] battery they cost the cell a session's charge (docs/battery-and-clock.md).
@@ -121,12 +87,13 @@ class Replay:
         self.end_ms = self.days * MS_PER_DAY
         self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
                        "patient_boluses": 0, "refused": 0}
-        self._faults_on = {}        # kind -> how many of its faults are active
         self.powered = True         # False while a brown_out holds the MCU in reset
-        self._storage_rng_ = None
-        self._mri_lagging = 0       # MRI scans over whose rotor has not recovered yet
         self.injected_csf_ng = 0    # drug given into the CSF bypassing the pump (screening)
-        self._models(config.get("models"))
+        self.cell = None            # [models] battery: the true cell (sim/battery.py)
+        self.drifting_clock = None  # [models] clock_*: the pump's crystal (sim/crystal.py)
+        self._physical = None       # sim/physical.py, once [models] or a fault needs it
+        if config.get("models"):
+            self._physics().models(config["models"])
         self.pump = None
         self._factory_offset_ms = None
         self.actions = None         # the plan, once start() made it
@@ -134,218 +101,36 @@ class Replay:
         self._next_sample = 0
         self._boot()
 
-    # -- physical models and faults ----------------------------------------------------------
+    # -- physical models and faults (sim/physical.py) ----------------------------------------
 
-    def _models(self, models):
-        # [models]: per-pump stroke-volume bias and per-stroke noise (uniform), both in ppm of
-        # the nominal stroke; the noise is drawn from its own SimRng seeded from the seed.
-        self._fill_error_ppm = 0
-        self.cell = None            # [models] battery: the true cell (sim/battery.py)
-        self.drifting_clock = None  # [models] clock_*: the pump's crystal (sim/crystal.py)
-        if not models:
-            return
-        self._cell_and_crystal(models)
-        self._fill_error_ppm = models.get("refill_error_ppm") or 0
-        self._bias_ppm = models.get("motor_bias_ppm") or 0
-        self._noise_ppm = models.get("motor_noise_ppm") or 0
-        if self._bias_ppm or self._noise_ppm:
-            self._motor_rng = SimRng(self.seed ^ _MOTOR_SEED_XOR)
-            self.board.motor.volume_fn = self._stroke_volume
-
-    def _cell_and_crystal(self, models):
-        # [models] battery and clock keys (docs/battery-and-clock.md), before the pump boots: the
-        # crystal replaces the board's clock (the cell draws over its true time), the cell the
-        # board's battery.  Imported here so a replay without them needs neither module.
-        if "clock_drift_ppb" in models:
-            if not self.simulated:
-                raise ValueError("a drifting clock needs the simulated board")
-            from sim.crystal import DriftingClock
-            clock = DriftingClock(models["clock_drift_ppb"],
-                                  models.get("clock_aging_ppb_per_year") or 0)
-            self.board.clock = clock
-            self.board.battery.clock = clock
-            self.drifting_clock = clock
-        if models.get("battery"):
-            from sim import battery
-            self.cell = battery.build(self.board, models, self.model, self.seed)
-
-    def _telemetry_session(self, pump):
-        # Pump.telemetry_session, wrapped at boot when the true cell is modelled: the firmware
-        # counts its nominal charge and the cell draws its own, whoever opened the session (a
-        # direct action here, or firmware/telemetry.py over a [link]).
-        counted = pump.telemetry_session
-        cell = self.cell
-
-        def session():
-            counted()
-            cell.session()
-        pump.telemetry_session = session
-
-    def _stroke_volume(self, nominal_nl):
-        factor = _PPM + self._bias_ppm
-        noise = self._noise_ppm
-        if noise:
-            factor += self._motor_rng.next_u32() % (2 * noise + 1) - noise
-        if factor <= 0:
-            return 0
-        return nominal_nl * factor // _PPM
+    def _physics(self):
+        # What [models] and [[faults]] do to the board: imported on first use, so a replay
+        # without them does not hold that code.
+        if self._physical is None:
+            from sim.physical import Physical
+            self._physical = Physical(self)
+        return self._physical
 
     def _fill(self, volume_nl, concentration):
         # The clinician fills volume_nl (what the firmware is told); [models] refill_error_ppm
-        # makes the true volume differ (under- or over-fill; over-filling spills at capacity).
+        # makes the true volume differ (sim/physical.py).
         if not self.simulated:
             return 0        # a bench board's reservoir is filled by hand, not by the simulator
-        if not self._fill_error_ppm:
-            return self.board.reservoir.refill(volume_nl, concentration)
-        true_nl = volume_nl * (_PPM + self._fill_error_ppm) // _PPM
-        residual = self.board.reservoir.refill(true_nl, concentration)
-        self._sim_event("fill_error", entered_nl=volume_nl,
-                        true_nl=self.board.reservoir.volume_nl)
-        return residual
+        if self._physical is not None and self._physical.fill_error_ppm:
+            return self._physical.fill(volume_nl, concentration)
+        return self.board.reservoir.refill(volume_nl, concentration)
 
     def _fault(self, phase, kind, fault):
-        # Apply a fault's phase; overlapping faults of one kind stay on until the last ends.
-        active = self._faults_on.get(kind, 0)
-        if phase == "start":
-            active += 1
-        elif phase == "end" and active > 0:
-            active -= 1
-        self._faults_on[kind] = active
-        handler = getattr(self, "_fault_" + kind, None)
-        if handler is None:
-            raise ValueError("unknown fault kind %r" % kind)
-        handler(active, phase, fault)
+        # A fault's phase (sim/physical.py lists the kinds and what each does to the board).
+        self._physics().fault(phase, kind, fault)
 
-    def _fault_motor_stall(self, active, phase, fault):
-        self._stall_rotor()
 
-    def _stall_rotor(self):
-        # The rotor turns only when no motor_stall fault, no MRI scan and no MRI recovery lag is
-        # on: each kind ending must not free a rotor another still holds.
-        on = self._faults_on
-        self.board.motor.stalled = (on.get("motor_stall", 0) > 0 or on.get("mri", 0) > 0
-                                    or self._mri_lagging > 0)
-
-    def _fault_mri(self, active, phase, fault):
-        # The magnet stalls the rotor for the scan (start to end); after it the rotor stays
-        # stalled for the entry's recover_ms (docs/clinical.md: recovery can lag 2-24 h), until its
-        # "recovered" phase.  The firmware sees a stalled stroke: motor_stall, therapy halted
-        # until a clinician interrogates the pump (clear_alarm), as docs/clinical.md says of a pump
-        # put into telemetry mode by the field.  No recover_ms: the rotor turns at the scan's end.
-        if phase == "end" and fault.get("recover_ms"):
-            self._mri_lagging += 1
-        elif phase == "recovered" and fault.get("recover_ms") and self._mri_lagging > 0:
-            self._mri_lagging -= 1
-        self._stall_rotor()
-
-    def _fault_occlusion(self, active, phase, fault):
-        self.board.motor.occluded = active > 0
-
-    def _fault_dislodgement(self, active, phase, fault):
-        self.board.motor.to_csf = active == 0
-
-    def _fault_storage_fail(self, active, phase, fault):
-        self.board.storage.fail_writes = active > 0
+    # -- hooks (sim/runner.py overrides them) -----------------------------------------------
 
     def _fault_link_noise(self, active, phase, fault):
         # No link in a portable replay: the clinician's actions are direct calls here, so the
         # golden trace of a [link] scenario is its actions as if the link were perfect.
         pass
-
-    def _fault_power_loss(self, active, phase, fault):
-        self._faults_on["power_loss"] = 0
-        if phase != "start" or not self.powered:
-            return      # in a brown-out the supply is already off: nothing more to lose
-        during = fault.get("during", "now")
-        if during == "now":
-            self._reboot("power_loss")
-            return
-        # Arm the cut: the next write into the slots (a commit: unmagic, body, magic) or the
-        # log ring stops after a seeded number of bytes within its size, and the PowerLost it
-        # raises reboots the pump (_guarded: cause "power_lost: ...").  A commit's size is
-        # taken from the newest snapshot; should the next one be shorter than the draw, the
-        # cut lands early in the commit after it (still mid-commit).
-        persist = self.pump.persist
-        storage = self.board.storage
-        if during == "commit":
-            size = self._slot_len(persist.slot) + _SLOT_OVERHEAD_BYTES + 2
-            storage.cut_region = (0, persist.log_base)
-        else:
-            size = _REC_BYTES
-            storage.cut_region = (persist.log_base, storage.size)
-        storage.cut_after_bytes = self._storage_rng().next_u32() % size
-
-    def _fault_bit_flip(self, active, phase, fault):
-        # Flip seeded bits where the entry says; nothing tells the firmware (it reads storage
-        # only at boot).  Each flip is a sim record: address, bit and what it hit.
-        self._faults_on["bit_flip"] = 0
-        if phase != "start":
-            return
-        persist = self.pump.persist
-        region = fault.get("region", "any")
-        rng = self._storage_rng()
-        for _ in range(fault.get("bits", 1)):
-            lo, hi = self._flip_span(region, persist, rng)
-            addr = lo + rng.next_u32() % (hi - lo)
-            bit = rng.next_u32() % 8
-            self.board.storage.flip_bit(addr, bit)
-            self._sim_event("bit_flip", addr=addr, bit=bit, part=self._storage_part(addr))
-
-    def _flip_span(self, region, persist, rng):
-        # The byte range one flip may hit: [lo, hi).
-        if region == "snapshots":
-            region = "snapshot"
-            slot = rng.next_u32() & 1
-        else:
-            slot = persist.slot
-        if region == "snapshot":
-            if slot is None:
-                return 0, persist.log_base
-            base = slot * persist.slot_size
-            return base, base + self._slot_len(slot) + _SLOT_OVERHEAD_BYTES
-        if region == "log":
-            last = persist.last_seq
-            if last is None:
-                return persist.log_base, self.board.storage.size
-            first = max(persist.first_seq, last - persist.log_capacity + 1)
-            seq = first + rng.next_u32() % (last - first + 1)
-            base = persist.log_base + (seq % persist.log_capacity) * _REC_BYTES
-            return base, base + _REC_BYTES
-        return 0, self.board.storage.size
-
-    def _slot_len(self, slot):
-        # The payload length a slot's header gives (0 for no slot; at most what fits).
-        if slot is None:
-            return 0
-        persist = self.pump.persist
-        head = self.board.storage.read(slot * persist.slot_size + 6, 2)
-        n = head[0] | (head[1] << 8)
-        return min(n, persist.slot_capacity_bytes)
-
-    def _storage_part(self, addr):
-        persist = self.pump.persist
-        if addr < persist.slot_size:
-            return "slot_a"
-        if addr < persist.log_base:
-            return "slot_b"
-        return "log"
-
-    def _storage_rng(self):
-        if self._storage_rng_ is None:
-            self._storage_rng_ = SimRng(self.seed ^ _STORAGE_SEED_XOR)
-        return self._storage_rng_
-
-    def _fault_brown_out(self, active, phase, fault):
-        # The MCU is held in reset while any brown-out lasts: _advance moves the clock without
-        # running the firmware and _perform drops requests.  When the supply is back it boots
-        # from storage, seeing the gap on its clock (the firmware logs an outage).
-        if active > 0:
-            self.powered = False
-        elif phase == "end" and not self.powered:
-            self.powered = True
-            self._reboot("brown_out")
-
-    # -- hooks (sim/runner.py overrides them) -----------------------------------------------
 
     def _on_pump_event(self, seq, t_ms, code, args):
         if self.on_log is not None:
@@ -379,7 +164,7 @@ class Replay:
             self._factory_offset_ms = self.pump.clock_offset_ms
         self.pump.log.listener = self._on_pump_event
         if self.cell is not None:
-            self._telemetry_session(self.pump)
+            self._physical.telemetry_session(self.pump)
         restored = self.pump.boot()
         self._on_booted()
         return restored

@@ -25,7 +25,7 @@ from firmware.pump import MODEL
 from sim import scenario as scenario_module
 from sim.errors import CampaignError, ScenarioError
 from sim.patient import PARAMS as PATIENT_PARAMS
-from sim.replay import FAULT_KINDS
+from sim.physical import FAULT_KINDS
 
 try:
     import tomllib

@@ -1,9 +1,9 @@
 """[[faults]]: what goes wrong, when (day and time, or at random rate_per_year between from_day
-and to_day) and for how long, with each kind's own options (sim/replay.py FAULT_KINDS;
+and to_day) and for how long, with each kind's own options (sim/physical.py FAULT_KINDS;
 docs/scenarios.md).  Also link_noise() for `vpump serve --noise`, which takes a link_noise
 fault's options."""
 
-from sim.replay import FAULT_KINDS
+from sim.physical import FAULT_KINDS
 from sim.scenario.checker import REQUIRED, Checker, toml_value
 from sim.scenario.fields import Choice, Int, Number, Percent, Time
 from sim.scenario.timeline import DEFAULT_TIMELINE_TIME, MAX_DAYS, MS_PER_DAY, moment
@@ -17,7 +17,7 @@ INSTANT_FAULTS = ("power_loss", "bit_flip")
 # recovery can lag 2-24 h).  Default: the shortest lag cited; at most the longest.
 MRI_RECOVERY_DEFAULT_HOURS = 2
 MRI_RECOVERY_MAX_HOURS = 24
-# Storage and supply faults (sim/replay.py; docs/scenarios.md, docs/persistence.md).
+# Storage and supply faults (sim/physical.py; docs/scenarios.md, docs/persistence.md).
 BIT_FLIP_REGIONS = ("any", "snapshot", "snapshots", "log")
 POWER_LOSS_DURING = ("now", "commit", "log")
 MAX_BIT_FLIPS = 4096

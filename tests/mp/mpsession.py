@@ -35,7 +35,7 @@ PACKAGE = os.path.join("node_modules", "@micropython", "micropython-webassembly-
 PORTABLE_PACKAGES = ("firmware", "protocol")
 PORTABLE_EXTRA = ("hal/__init__.py", "hal/base.py", "hal/errors.py", "hal/sim.py",
                   "hal/file_storage.py", "sim/__init__.py", "sim/replay.py", "sim/plan.py",
-                  "sim/battery.py", "sim/crystal.py")
+                  "sim/physical.py", "sim/battery.py", "sim/crystal.py")
 
 
 def portable_files(root=ROOT):

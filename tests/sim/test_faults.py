@@ -8,7 +8,8 @@ import pytest
 from firmware.dosing import MS_PER_DAY
 from sim import scenario
 from sim.errors import ScenarioError
-from sim.replay import FAULT_KINDS, Replay
+from sim.physical import FAULT_KINDS
+from sim.replay import Replay
 from simtest import (  # tests/sim/simtest.py
     base_config,
     MONDAY_0800,
