@@ -3,9 +3,10 @@
 # Runs unchanged on CPython and MicroPython, so: no abc (abstractmethod does nothing on
 # MicroPython), no typing at run time; abstract bodies raise NotImplementedError themselves.
 # Public methods check arguments and state, then call a small _..._internal() that each
-# backend overrides (python-can's BusABC template method); the base one raises a bare
-# NotImplementedError (the traceback names the method a backend is missing: no message text
-# to carry in a board's bundle).
+# backend overrides (python-can's BusABC template method); in the base class each is one
+# shared function, _missing, that raises a bare NotImplementedError (the traceback's caller
+# line names the method a backend is missing: no message text or per-method function to carry
+# in a board's heap).
 
 from hal.errors import HalError, StorageError
 
@@ -17,6 +18,12 @@ TONE_SINGLE = 1
 # Motor stroke outcomes.
 STROKE_OK = 0
 STROKE_STALL = 1
+
+
+def _missing(self, *args):
+    # What a backend must override (the ..._internal methods below): a bare error, so a board's
+    # bundle carries no message text; the traceback's caller line names the method.
+    raise NotImplementedError
 
 
 class Part:
@@ -83,13 +90,11 @@ class Clock(Part):
             now = self.now_ms()
         return now
 
-    def _ticks_internal(self):
-        # The raw tick counter (ms; it may wrap at 2**wrap_bits).
-        raise NotImplementedError
+    # _ticks_internal(): the raw tick counter (ms; it may wrap at 2**wrap_bits).
+    _ticks_internal = _missing
 
-    def _sleep_internal(self, delay_ms):
-        # Wait delay_ms.
-        raise NotImplementedError
+    # _sleep_internal(delay_ms): wait delay_ms.
+    _sleep_internal = _missing
 
 
 class Motor(Part):
@@ -98,9 +103,8 @@ class Motor(Part):
         self._check_open()
         return self._stroke_internal()
 
-    def _stroke_internal(self):
-        # Drive one stroke; return STROKE_OK or STROKE_STALL.
-        raise NotImplementedError
+    # _stroke_internal(): drive one stroke; return STROKE_OK or STROKE_STALL.
+    _stroke_internal = _missing
 
 
 class Battery(Part):
@@ -109,9 +113,8 @@ class Battery(Part):
         self._check_open()
         return self._read_mv_internal()
 
-    def _read_mv_internal(self):
-        # The cell voltage in mV.
-        raise NotImplementedError
+    # _read_mv_internal(): the cell voltage in mV.
+    _read_mv_internal = _missing
 
 
 class Storage(Part):
@@ -133,11 +136,8 @@ class Storage(Part):
         if addr < 0 or n < 0 or addr + n > self.size:
             raise StorageError("storage access %d+%d outside 0..%d" % (addr, n, self.size))
 
-    def _read_internal(self, addr, n):
-        raise NotImplementedError
-
-    def _write_internal(self, addr, data):
-        raise NotImplementedError
+    # _read_internal(addr, n): n bytes at addr; _write_internal(addr, data).
+    _read_internal = _write_internal = _missing
 
 
 class Annunciator(Part):
@@ -150,9 +150,9 @@ class Annunciator(Part):
             raise HalError("tone duration %r ms must be > 0" % (duration_ms,))
         self._tone_internal(kind, duration_ms)
 
-    def _tone_internal(self, kind, duration_ms):
-        # Sound (start) a tone of that kind; never block for its duration.
-        raise NotImplementedError
+    # _tone_internal(kind, duration_ms): sound (start) a tone of that kind; never block for
+    # its duration.
+    _tone_internal = _missing
 
 
 class Link(Part):
@@ -165,12 +165,9 @@ class Link(Part):
         self._check_open()
         return self._read_internal(max_bytes)
 
-    def _write_internal(self, data):
-        raise NotImplementedError
-
-    def _read_internal(self, max_bytes):
-        # The bytes received, at most max_bytes; b'' if none (never block).
-        raise NotImplementedError
+    # _write_internal(data): send the bytes; _read_internal(max_bytes): the bytes received, at
+    # most max_bytes; b'' if none (never block).
+    _write_internal = _read_internal = _missing
 
 
 class Rng(Part):
@@ -181,6 +178,5 @@ class Rng(Part):
             raise HalError("random_bytes(%r): n must be >= 0" % (n,))
         return self._random_bytes_internal(n)
 
-    def _random_bytes_internal(self, n):
-        # n random bytes.
-        raise NotImplementedError
+    # _random_bytes_internal(n): n random bytes.
+    _random_bytes_internal = _missing

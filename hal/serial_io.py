@@ -33,7 +33,8 @@ import time
 
 from hal.base import Annunciator, Battery, Motor, Part, STROKE_OK, STROKE_STALL
 from hal.errors import HalError, LinkError
-from hal.sim import SimRng, SimStorage, VirtualClock
+from hal.sim import SimRng, VirtualClock
+from hal.sim_storage import SimStorage
 from protocol import bench_io as P
 from protocol import frame, reasons
 from protocol.errors import ProtocolError

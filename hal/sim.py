@@ -5,10 +5,8 @@
 # plain.  Richer models (pump bias and noise, catheter faults, crystal drift) plug in from sim/
 # through the hooks documented on each part; nothing here imports sim/.
 
-from hal.base import (
-    Clock, Motor, Battery, Storage, Annunciator, Rng, STROKE_OK, STROKE_STALL,
-)
-from hal.errors import HalError, PowerLost, StorageError
+from hal.base import Clock, Motor, Battery, Annunciator, Rng, STROKE_OK, STROKE_STALL
+from hal.errors import HalError
 
 _MS_PER_HOUR = 3600000
 
@@ -147,57 +145,6 @@ class SimBattery(Battery):
         return self.empty_mv + (flat_end - self.empty_mv) * left // knee
 
 
-class SimStorage(Storage):
-    # Erased non-volatile memory reads 0xFF.  Fault hooks for sim/ and tests:
-    #   cut_after_bytes   None, or the number of bytes still written before the supply fails;
-    #                     the write that crosses it stops mid-way and raises PowerLost (once:
-    #                     the supply is back for the reboot)
-    #   cut_region        None, or (lo, hi): only writes starting at an address in lo..hi-1
-    #                     count towards cut_after_bytes and can be cut (the snapshot slots, or
-    #                     the log ring: a cut "in the next commit"); other writes pass
-    #   fail_writes       True: every write raises StorageError without writing
-    #   flip_bit(addr, bit)  inverts one stored bit (a radiation hit, a weak cell): nothing is
-    #                     told; the firmware finds out when it next reads that byte
-    def __init__(self, size=32768):
-        Storage.__init__(self)
-        self.size = size
-        self.mem = bytearray(b"\xff" * size)
-        self.cut_after_bytes = None
-        self.cut_region = None
-        self.fail_writes = False
-        self.bytes_written = 0
-        self.bits_flipped = 0
-
-    def flip_bit(self, addr, bit):
-        self._check_range(addr, 1)
-        if not 0 <= bit <= 7:
-            raise StorageError("bit %r: allowed 0..7" % (bit,))
-        self.mem[addr] ^= 1 << bit
-        self.bits_flipped += 1
-
-    def _read_internal(self, addr, n):
-        return bytes(self.mem[addr:addr + n])
-
-    def _write_internal(self, addr, data):
-        if self.fail_writes:
-            raise StorageError("simulated write failure at %d" % addr)
-        n = len(data)
-        budget = self.cut_after_bytes
-        region = self.cut_region
-        if budget is not None and region is not None and not region[0] <= addr < region[1]:
-            budget = None       # not a write the cut is waiting for
-        if budget is not None and n > budget:
-            self.mem[addr:addr + budget] = data[:budget]
-            self.bytes_written += budget
-            self.cut_after_bytes = None     # power returns with the reboot
-            self.cut_region = None
-            raise PowerLost("supply cut after %d of %d bytes at address %d" % (budget, n, addr))
-        self.mem[addr:addr + n] = data
-        self.bytes_written += n
-        if budget is not None:
-            self.cut_after_bytes = budget - n
-
-
 class SimAnnunciator(Annunciator):
     # Counts tones by kind; listener(kind, duration_ms) lets a host record them.
     def __init__(self):
@@ -242,16 +189,21 @@ class SimBoard:
     def __init__(self, seed=1, stroke_nl=1000, reservoir_capacity_nl=20000000, reservoir_nl=0,
                  battery_capacity_nah=None, battery_quiescent_na=0, stroke_charge_nah=0,
                  storage_size=32768, wrap_bits=0, start_raw=0, storage=None):
-        # storage: None for a SimStorage of storage_size bytes (in RAM, with the fault hooks),
-        # or a Storage part to use instead, e.g. hal/file_storage.py's FileStorage: memory kept
-        # in a file, out of the heap, as a board keeps it.
+        # storage: None for a SimStorage of storage_size bytes (hal/sim_storage.py: in RAM, with
+        # the fault hooks), or a Storage part to use instead, e.g. hal/file_storage.py's
+        # FileStorage: memory kept in a file, out of the heap, as a board keeps it.
         self.clock = VirtualClock(wrap_bits, start_raw)
         self.reservoir = SimReservoir(reservoir_nl, reservoir_capacity_nl)
         if battery_capacity_nah is None:
             battery_capacity_nah = 10 ** 12
         self.battery = SimBattery(self.clock, battery_capacity_nah, battery_quiescent_na)
         self.motor = SimMotor(self.reservoir, self.battery, stroke_nl, stroke_charge_nah)
-        self.storage = SimStorage(storage_size) if storage is None else storage
+        if storage is None:
+            # Imported here: a board month that keeps its memory in a file
+            # (tests/mp/board_month.py) holds no SimStorage code in its heap.
+            from hal.sim_storage import SimStorage
+            storage = SimStorage(storage_size)
+        self.storage = storage
         self.annunciator = SimAnnunciator()
         self.rng = SimRng(seed)
         self.link = None

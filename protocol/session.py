@@ -18,6 +18,7 @@
 
 import hashlib
 import struct
+import sys
 
 from protocol import reasons
 from protocol.errors import ProtocolError
@@ -113,10 +114,15 @@ def _compare_loop(a, b):
     return diff == 0
 
 
-try:
-    from hmac import compare_digest as _compare_digest     # CPython: the same, in C
-except ImportError:                                        # MicroPython has no hmac module
-    _compare_digest = None
+# CPython's hmac.compare_digest does the same in C.  MicroPython's hmac, where a port ships
+# micropython-lib's, has no compare_digest: it is not imported there, so that its code does not
+# sit in the heap for nothing (the WebAssembly port keeps ~430 bytes of it).
+_compare_digest = None
+if sys.implementation.name != "micropython":
+    try:
+        from hmac import compare_digest as _compare_digest
+    except ImportError:
+        pass
 
 
 def compare(a, b):

@@ -43,6 +43,12 @@ _REC_BYTES = 32                 # firmware/persist.py's log record
 _SLOT_OVERHEAD_BYTES = 10       # and a snapshot slot's magic, seq, len and CRC
 _PPM = 1000000
 
+# Requests that are telemetry sessions on a real pump (a programmer's or the patient's remote):
+# with [models] battery they cost the cell a session's charge (docs/battery-and-clock.md).
+_SESSION_ACTIONS = ("patient_bolus", "refill", "program", "program_flex", "clinician_bolus",
+                    "set_patient_bolus", "set_low_reservoir_alarm", "silence_alarms", "start",
+                    "stop", "clear_alarm", "interrogate")
+
 
 class Physical:
     def __init__(self, replay):
@@ -95,6 +101,12 @@ class Physical:
             counted()
             cell.session()
         pump.telemetry_session = session
+
+    def request(self, kind, pump):
+        # A replayed action with the true cell modelled: a request is a telemetry session, as
+        # it always is on a real pump, charged to both the firmware's count and the cell.
+        if kind in _SESSION_ACTIONS:
+            pump.telemetry_session()
 
     def _stroke_volume(self, nominal_nl):
         factor = _PPM + self._bias_ppm

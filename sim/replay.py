@@ -30,12 +30,6 @@ _PATIENT_SEED_XOR = 0x5EED5EED
 
 _FAULT_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
 
-# Requests that are telemetry sessions on a real pump (a programmer's or the patient's remote):
-# with [models] battery they cost the cell a session's charge (docs/battery-and-clock.md).
-_SESSION_ACTIONS = ("patient_bolus", "refill", "program", "program_flex", "clinician_bolus",
-                    "set_patient_bolus", "set_low_reservoir_alarm", "silence_alarms", "start",
-                    "stop", "clear_alarm", "interrogate")
-
 
 def trace_line(seq, t_ms, code, args):
     # One firmware log entry as a line of text: "seq t_ms code a,b,c,d" ("-" without args).
@@ -224,11 +218,10 @@ class Replay:
             # Held in reset by a brown-out: nothing answers, the request is lost.
             self._sim_event("unpowered", action=kind)
             return reasons.OK
-        if self.cell is not None and kind in _SESSION_ACTIONS:
+        if self.cell is not None:
             # With the true cell modelled, a programmer's or patient remote's request is a
-            # telemetry session, as it always is on a real pump (charged to both the firmware's
-            # count and the cell); without it, direct calls as before.
-            p.telemetry_session()
+            # telemetry session (sim/physical.py); without it, direct calls as before.
+            self._physical.request(kind, p)
         if kind == "interrogate":
             # [models] telemetry_sessions_per_day: a routine read-out, nothing changes.
             self.counts["interrogations"] = self.counts.get("interrogations", 0) + 1

@@ -22,7 +22,7 @@ import os
 from firmware.errors import PersistError
 from firmware.persist import Persist
 from hal.errors import StorageError
-from hal.sim import SimStorage
+from hal.sim_storage import SimStorage
 from sim.errors import SimError
 
 

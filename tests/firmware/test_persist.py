@@ -7,7 +7,7 @@ import pytest
 from firmware.errors import PersistError
 from firmware.persist import Persist
 from hal.errors import PowerLost
-from hal.sim import SimStorage
+from hal.sim_storage import SimStorage
 
 S1 = {"basal_ug_per_day": 400, "drug": "baclofen", "steps": [[0, 400], [480, 500]],
       "ok": True, "none": None, "nested": {"reservoir_nl": 18000000, "neg": -5}}

@@ -408,7 +408,7 @@ def test_registry_opens_the_serial_backend_lazily():
 _UPY_FILES = ["protocol/__init__.py", "protocol/crc.py", "protocol/errors.py",
               "protocol/frame.py", "protocol/reasons.py", "protocol/bench_io.py",
               "hal/__init__.py", "hal/base.py", "hal/errors.py", "hal/sim.py",
-              "hal/io_server.py"]
+              "hal/sim_storage.py", "hal/io_server.py"]
 
 
 def test_the_io_server_answers_the_same_under_micropython(micropython_with):

@@ -34,8 +34,9 @@ PACKAGE = os.path.join("node_modules", "@micropython", "micropython-webassembly-
 # that run a scenario there (paths relative to the repo root).
 PORTABLE_PACKAGES = ("firmware", "protocol")
 PORTABLE_EXTRA = ("hal/__init__.py", "hal/base.py", "hal/errors.py", "hal/sim.py",
-                  "hal/file_storage.py", "sim/__init__.py", "sim/replay.py", "sim/plan.py",
-                  "sim/physical.py", "sim/battery.py", "sim/crystal.py")
+                  "hal/sim_storage.py", "hal/file_storage.py", "sim/__init__.py",
+                  "sim/replay.py", "sim/plan.py", "sim/plan_faults.py", "sim/physical.py",
+                  "sim/battery.py", "sim/crystal.py")
 
 
 def portable_files(root=ROOT):
