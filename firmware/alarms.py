@@ -22,8 +22,16 @@ END_OF_SERVICE = const(4)
 MEMORY_FAULT = const(5)
 LOW_BATTERY_RESET = const(6)
 
-NAMES = ("low_reservoir", "elective_replacement", "reservoir_empty", "motor_stall",
-         "end_of_service", "memory_fault", "low_battery_reset")
+# Names by code, from keyword arguments: interned strings (qstrs) on MicroPython, shared with
+# every module that spells them (the state table's states and triggers).
+_CODES = dict(low_reservoir=LOW_RESERVOIR, elective_replacement=ELECTIVE_REPLACEMENT,
+              reservoir_empty=RESERVOIR_EMPTY, motor_stall=MOTOR_STALL,
+              end_of_service=END_OF_SERVICE, memory_fault=MEMORY_FAULT,
+              low_battery_reset=LOW_BATTERY_RESET)
+NAMES = [None] * len(_CODES)
+for _name in _CODES:
+    NAMES[_CODES[_name]] = _name
+NAMES = tuple(NAMES)
 CRITICAL = (False, False, True, True, True, True, True)
 
 _TWO_TONE_MS = const(3000)

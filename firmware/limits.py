@@ -10,21 +10,21 @@
 from protocol import reasons
 
 # Baclofen (Lioresal Intrathecal, Gablofen).
-BACLOFEN = {
-    "drug": "baclofen",
+BACLOFEN = dict(
+    drug="baclofen",
     # Lioresal 50/500/2000, Gablofen also 1000 ug/mL (drug labels).
-    "concentrations_ug_per_ml": [50, 500, 1000, 2000],
+    concentrations_ug_per_ml=[50, 500, 1000, 2000],
     # Usual spinal maintenance is 300-800 ug/day; doses up to about 2000 ug/day are reported
     # (Gablofen label); overdose was seen at 800-2400 ug/24 h (Lioresal label).
-    "daily_dose_soft_ug": 800,
-    "daily_dose_hard_ug": 2000,
+    daily_dose_soft_ug=800,
+    daily_dose_hard_ug=2000,
     # The largest screening bolus is 100 ug (Lioresal label); the hard bolus limit is UNSOURCED.
-    "bolus_soft_ug": 100,
-    "bolus_hard_ug": 200,
+    bolus_soft_ug=100,
+    bolus_hard_ug=200,
     # Titration: spinal +10-30 % once per 24 h (Lioresal label); the hard limit is UNSOURCED.
-    "rate_increase_soft_pct": 30,
-    "rate_increase_hard_pct": 100,
-}
+    rate_increase_soft_pct=30,
+    rate_increase_hard_pct=100,
+)
 
 LIBRARY = {"baclofen": BACLOFEN}
 
@@ -40,10 +40,7 @@ MINUTES_PER_DAY = 1440
 
 
 def library_entry(drug):
-    entry = LIBRARY.get(drug)
-    if entry is None:
-        return None
-    return entry
+    return LIBRARY.get(drug)
 
 
 def check_range(field, value, lo, hi):

@@ -37,31 +37,31 @@ _MS_PER_MIN = const(60000)
 
 # The pump model: hardware facts and UNSOURCED parameters with documented defaults
 # (docs/clinical.md says where each comes from).
-MODEL = {
-    "name": "vpump-ib20",
-    "reservoir_capacity_nl": 20000000,      # 20 mL (SynchroMed II 8637-20; Prometra 20 mL)
-    "stroke_nl": 1000,                      # UNSOURCED
-    "min_rate_nl_per_day": 6000,            # UNSOURCED: rate kept when therapy is halted
-    "max_rate_nl_per_hour": 1000000,        # UNSOURCED: fastest bolus the motor can give
-    "tubing_nl": 140000,                    # pump tubing after 2013 (FDA MedSun)
-    "catheter_nl": 0,                       # per implant; bridge bolus = tubing + catheter
-    "battery_capacity_nah": 1500000000,     # UNSOURCED, with the three below: ERI in ~6 years
-    "stroke_charge_nah": 100,
-    "quiescent_na": 20000,
-    "telemetry_session_nah": 50000,
-    "eri_remaining_nah": 60000000,          # ERI: about 3 months of charge left
-    "eos_remaining_nah": 5000000,
-    "eri_mv": 2800,                         # UNSOURCED
-    "eos_mv": 2600,                         # UNSOURCED
-    "eos_after_eri_ms": 90 * MS_PER_DAY,    # stops within 90 days of ERI (Medtronic)
-    "max_service_ms": 7 * 365 * MS_PER_DAY,  # automatic shut-off at 7 years at most (Medtronic)
-    "critical_repeat_ms": 10 * _MS_PER_MIN,      # UNSOURCED
-    "noncritical_repeat_ms": 60 * _MS_PER_MIN,   # UNSOURCED
-    "max_silence_ms": 24 * _MS_PER_HOUR,         # UNSOURCED
-    "commit_interval_ms": _MS_PER_HOUR,      # housekeeping and commit period: 1 min to 1 day
-    "low_reservoir_alarm_nl": 2000000,      # 2 mL, the maker's recommendation (Neurosurgery 2004)
-    "storage_slot_bytes": 2048,
-}
+MODEL = dict(
+    name="vpump-ib20",
+    reservoir_capacity_nl=20000000,      # 20 mL (SynchroMed II 8637-20; Prometra 20 mL)
+    stroke_nl=1000,                      # UNSOURCED
+    min_rate_nl_per_day=6000,            # UNSOURCED: rate kept when therapy is halted
+    max_rate_nl_per_hour=1000000,        # UNSOURCED: fastest bolus the motor can give
+    tubing_nl=140000,                    # pump tubing after 2013 (FDA MedSun)
+    catheter_nl=0,                       # per implant; bridge bolus = tubing + catheter
+    battery_capacity_nah=1500000000,     # UNSOURCED, with the three below: ERI in ~6 years
+    stroke_charge_nah=100,
+    quiescent_na=20000,
+    telemetry_session_nah=50000,
+    eri_remaining_nah=60000000,          # ERI: about 3 months of charge left
+    eos_remaining_nah=5000000,
+    eri_mv=2800,                         # UNSOURCED
+    eos_mv=2600,                         # UNSOURCED
+    eos_after_eri_ms=90 * MS_PER_DAY,    # stops within 90 days of ERI (Medtronic)
+    max_service_ms=7 * 365 * MS_PER_DAY,  # automatic shut-off at 7 years at most (Medtronic)
+    critical_repeat_ms=10 * _MS_PER_MIN,      # UNSOURCED
+    noncritical_repeat_ms=60 * _MS_PER_MIN,   # UNSOURCED
+    max_silence_ms=24 * _MS_PER_HOUR,         # UNSOURCED
+    commit_interval_ms=_MS_PER_HOUR,      # housekeeping and commit period: 1 min to 1 day
+    low_reservoir_alarm_nl=2000000,      # 2 mL, the maker's recommendation (Neurosurgery 2004)
+    storage_slot_bytes=2048,
+)
 
 _I32_MAX = const(0x7FFFFFFF)
 

@@ -8,12 +8,12 @@ from firmware import alarms, limits, table
 # What a snapshot must look like for restore: 0 an int, [shape] a list of that shape,
 # (shape, ...) a list of exactly those; program, patient_bolus and bolus may be None.
 _ROW2 = (0, 0)
-_SHAPE = {
-    "t_ms": 0, "lockout_until_ms": 0, "low_reservoir_alarm_nl": 0, "reservoir_nl": 0,
-    "concentration": 0, "pending_q": 0, "rate_q": 0, "clock_offset_ms": 0, "boot_count": 0,
-    "battery_used_nah": 0, "service_start_ms": 0, "eri_ms": 0, "delivered_nl": 0,
-    "delivered_ng": 0, "patient_bolus_times": [0], "dose_history": [_ROW2], "alarms": [(0, 0, 0)],
-}
+_SHAPE = dict(
+    t_ms=0, lockout_until_ms=0, low_reservoir_alarm_nl=0, reservoir_nl=0, concentration=0,
+    pending_q=0, rate_q=0, clock_offset_ms=0, boot_count=0, battery_used_nah=0,
+    service_start_ms=0, eri_ms=0, delivered_nl=0, delivered_ng=0, patient_bolus_times=[0],
+    dose_history=[_ROW2], alarms=[(0, 0, 0)],
+)
 
 
 def _shaped(value, shape):

@@ -41,44 +41,46 @@ MOTOR_STILL_STALLED = const(41)
 END_OF_SERVICE = const(42)
 STORAGE_FAILED = const(43)
 
-# code -> name (what a NAK's reason is called on the wire, in logs and in docs/protocol.md)
-TEXT = {
-    OK: "ok",
-    BAD_CRC: "bad_crc",
-    BAD_LENGTH: "bad_length",
-    UNKNOWN_COMMAND: "unknown_command",
-    BAD_VERSION: "bad_version",
-    NOT_AUTHENTICATED: "not_authenticated",
-    BAD_MAC: "bad_mac",
-    REPLAY: "replay",
-    ROLE_NOT_ALLOWED: "role_not_allowed",
-    AUTH_LOCKED_OUT: "auth_locked_out",
-    BUSY: "busy",
-    OUT_OF_RANGE: "out_of_range",
-    OVER_HARD_LIMIT: "over_hard_limit",
-    SOFT_LIMIT_NEEDS_CONFIRM: "soft_limit_needs_confirm",
-    STATE_DOES_NOT_ALLOW: "state_does_not_allow",
-    NO_PROGRAM: "no_program",
-    THERAPY_HALTED: "therapy_halted",
-    THERAPY_STOPPED: "therapy_stopped",
-    BOLUS_IN_PROGRESS: "bolus_in_progress",
-    LOCKOUT_ACTIVE: "lockout_active",
-    MAX_ACTIVATIONS: "max_activations",
-    PATIENT_BOLUS_DISABLED: "patient_bolus_disabled",
-    REFILL_FIRST: "refill_first",
-    MOTOR_STILL_STALLED: "motor_still_stalled",
-    END_OF_SERVICE: "end_of_service",
-    STORAGE_FAILED: "storage_failed",
-}
+# name -> code: what a NAK's reason is called on the wire, in logs and in docs/protocol.md.
+# Keyword arguments, so the names are interned strings (qstrs) on MicroPython, shared with
+# every module that spells them.
+CODES = dict(
+    ok=OK,
+    bad_crc=BAD_CRC,
+    bad_length=BAD_LENGTH,
+    unknown_command=UNKNOWN_COMMAND,
+    bad_version=BAD_VERSION,
+    not_authenticated=NOT_AUTHENTICATED,
+    bad_mac=BAD_MAC,
+    replay=REPLAY,
+    role_not_allowed=ROLE_NOT_ALLOWED,
+    auth_locked_out=AUTH_LOCKED_OUT,
+    busy=BUSY,
+    out_of_range=OUT_OF_RANGE,
+    over_hard_limit=OVER_HARD_LIMIT,
+    soft_limit_needs_confirm=SOFT_LIMIT_NEEDS_CONFIRM,
+    state_does_not_allow=STATE_DOES_NOT_ALLOW,
+    no_program=NO_PROGRAM,
+    therapy_halted=THERAPY_HALTED,
+    therapy_stopped=THERAPY_STOPPED,
+    bolus_in_progress=BOLUS_IN_PROGRESS,
+    lockout_active=LOCKOUT_ACTIVE,
+    max_activations=MAX_ACTIVATIONS,
+    patient_bolus_disabled=PATIENT_BOLUS_DISABLED,
+    refill_first=REFILL_FIRST,
+    motor_still_stalled=MOTOR_STILL_STALLED,
+    end_of_service=END_OF_SERVICE,
+    storage_failed=STORAGE_FAILED,
+)
+
+# code -> name
+TEXT = {}
+for _name in CODES:
+    TEXT[CODES[_name]] = _name
 
 
 def code(name):
-    # The code of a reason's name; KeyError for a name that is none.  (A scan, not a second
-    # dict: it runs for a refusal, and a dict would hold heap on a board for good.)
-    for reason in TEXT:
-        if TEXT[reason] == name:
-            return reason
-    raise KeyError(name)
+    return CODES[name]
 
 
 def name(reason):

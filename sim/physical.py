@@ -42,6 +42,7 @@ _STORAGE_SEED_XOR = 0x5107A6E5
 _REC_BYTES = 32                 # firmware/persist.py's log record
 _SLOT_OVERHEAD_BYTES = 10       # and a snapshot slot's magic, seq, len and CRC
 _PPM = 1000000
+_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
 
 # Requests that are telemetry sessions on a real pump (a programmer's or the patient's remote):
 # with [models] battery they cost the cell a session's charge (docs/battery-and-clock.md).
@@ -127,6 +128,16 @@ class Physical:
         return residual
 
     # -- [[faults]] --------------------------------------------------------------------------
+
+    def perform(self, name, action):
+        # A fault's action from the plan (sim/plan_faults.py): recorded, then applied.
+        r = self.replay
+        if action["occurrence"] > 1 or "rate_milli_per_year" in action["spec"]:
+            r._sim_event(name, kind=action["kind"], fault=action["fault"],
+                         occurrence=action["occurrence"])
+        else:
+            r._sim_event(name, kind=action["kind"], fault=action["fault"])
+        self.fault(_PHASES[name], action["kind"], action["spec"])
 
     def fault(self, phase, kind, fault):
         # Apply a fault's phase; overlapping faults of one kind stay on until the last ends.

@@ -28,7 +28,8 @@ from sim.plan import plan
 
 _PATIENT_SEED_XOR = 0x5EED5EED
 
-_FAULT_PHASES = {"fault_start": "start", "fault_end": "end", "fault_recovered": "recovered"}
+# A fault's actions in the plan (sim/plan_faults.py); sim/physical.py performs them.
+_FAULT_ACTIONS = ("fault_start", "fault_end", "fault_recovered")
 
 
 def trace_line(seq, t_ms, code, args):
@@ -113,10 +114,6 @@ class Replay:
         if self._physical is not None and self._physical.fill_error_ppm:
             return self._physical.fill(volume_nl, concentration)
         return self.board.reservoir.refill(volume_nl, concentration)
-
-    def _fault(self, phase, kind, fault):
-        # A fault's phase (sim/physical.py lists the kinds and what each does to the board).
-        self._physics().fault(phase, kind, fault)
 
 
     # -- hooks (sim/runner.py overrides them) -----------------------------------------------
@@ -214,7 +211,7 @@ class Replay:
     def _perform(self, action):
         p = self.pump
         kind = action["action"]
-        if not self.powered and kind not in _FAULT_PHASES:
+        if not self.powered and kind not in _FAULT_ACTIONS:
             # Held in reset by a brown-out: nothing answers, the request is lost.
             self._sim_event("unpowered", action=kind)
             return reasons.OK
@@ -239,13 +236,8 @@ class Replay:
             return self._check(kind, p.refill(action["volume_nl"],
                                               action["concentration_ug_per_ml"],
                                               action.get("bridge", False)))
-        if kind in _FAULT_PHASES:
-            if action["occurrence"] > 1 or "rate_milli_per_year" in action["spec"]:
-                self._sim_event(kind, kind=action["kind"], fault=action["fault"],
-                                occurrence=action["occurrence"])
-            else:
-                self._sim_event(kind, kind=action["kind"], fault=action["fault"])
-            self._fault(_FAULT_PHASES[kind], action["kind"], action["spec"])
+        if kind in _FAULT_ACTIONS:
+            self._physics().perform(kind, action)
             return reasons.OK
         if kind == "screening_bolus":
             # A screening bolus by lumbar puncture (Lioresal label): straight into the CSF,
