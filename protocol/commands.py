@@ -3,7 +3,9 @@
 # protocol/session.py wraps them in the counter and MAC.
 #
 #   COMMANDS[code] -> Command: .code .name ("program_continuous") .auth .patient (the patient
-#                     role may use it) .request .response (codecs; .max_size in bytes)
+#                     role may use it) .request .response (codecs; .max_size in bytes);
+#                     COMMANDS.get(code) too, and on the host a dict's iteration (in, len,
+#                     keys, values, items: protocol/commands_host.py)
 #   by_name(name) -> code                      ("program_continuous", "PROGRAM-CONTINUOUS" too)
 #   encode_request(cmd, fields) -> bytes       decode_request(cmd, body) -> fields
 #   (by_name, encode_request and decode_response are the programmer's: host only, from
@@ -12,6 +14,14 @@
 #   encode_nak(reason, field=None, value=0, lo=0, hi=0) -> bytes
 #   decode_response(cmd, body) -> (0, fields) or (reason, {"reason", "reason_name", "field",
 #                                  "value", "lo", "hi"}); field is a name or None (id 0)
+#
+# Every command is one line of _TABLE below, a constant string: a board's heap holds its bytes
+# and nothing else.  COMMANDS builds a small Command from its line when it is looked up, and the
+# codecs read their layout from the line as they encode or decode: no object per command, per
+# field or per name is kept (a lookup costs about 100 bytes of short-lived garbage, INTERROGATE's
+# answer about 1 KB).  The names an index or a bit stands for (therapy states, alarms, ...) are
+# in the table too; the host's protocol/commands_host.py gives them as tuples (THERAPY_STATES,
+# RESERVOIR_STATES, BATTERY_STATES, MODES, ALARMS, ROLE_NAMES) with LIMITS, READ_LIMITS' keys.
 #
 # Errors raise ProtocolError: bad_length (wrong size; the pump NAKs with it), unknown_command,
 # out_of_range (with the field's name and allowed range).  Encoding checks every value against
@@ -25,41 +35,17 @@
 #               battery and mode: state names (encode also takes the index)
 #   bytes       cn, pn, proof (16 bytes)
 #   role        1 clinician, 2 patient (encode also takes the name)
-#   alarms      list of alarm names, ALARMS order (encode also takes alarm_bits, the u16)
-#
-#   IDENTIFY          -> model, serial, firmware_version, protocol_version
-#   SESSION_OPEN      role, cn -> pn, session_id
-#   SESSION_AUTH      session_id, proof -> proof (the pump's)
-#   INTERROGATE       -> therapy, reservoir, battery, therapy_on, mode, basal_ug_per_day,
-#                        reservoir_nl, concentration_ug_per_ml, low_reservoir_alarm_nl,
-#                        hours_to_alarm, hours_to_empty, battery_remaining_nah, battery_mv,
-#                        days_to_replacement, alarms, lockout_until_ms, delivered_ug, wall_ms,
-#                        boot_count (decode adds alarm_bits)
-#   READ_LOG          start_seq, max_entries (1..32) -> next_seq, entries: [{seq, t_ms, code,
-#                        args: 4 ints}] (the count byte is len(entries); args padded with 0)
-#   READ_LIMITS       -> LIMITS (7 keys below)
-#   SET_LIMITS        LIMITS (concentration_ug_per_ml may be left out: 0) -> old, new (dicts)
-#   PROGRAM_CONTINUOUS basal_ug_per_day, confirm -> old_daily_ug, new_daily_ug
-#   PROGRAM_FLEX      confirm, steps: 7 lists (Monday first) of 1..13 [start_minute, ug_per_day]
-#                        -> old_daily_ug, new_daily_ug
-#   CLINICIAN_BOLUS   dose_ug, duration_ms, confirm -> dose_ug, duration_ms
-#   PATIENT_BOLUS     -> dose_ug, lockout_until_ms
-#   SET_PATIENT_BOLUS enabled, dose_ug, duration_ms, lockout_ms, max_per_24h, confirm
-#                        -> old_enabled, old_dose_ug
-#   REFILL            volume_nl, concentration_ug_per_ml, bridge -> old_estimate_nl,
-#                        new_estimate_nl
-#   SET_CLOCK         wall_ms -> old_wall_ms
-#   SILENCE_ALARMS    minutes -> silenced
-#   SET_LOW_RESERVOIR_ALARM volume_nl -> old_volume_nl
-#   SESSION_CLOSE, STOP, START, CLEAR_ALARM, ALARM_TEST: empty both ways
-# confirm and bridge default to False when left out.
+#   alarms      list of alarm names, in the table's order (encode also takes alarm_bits, the u16)
+#   INTERROGATE's decoded answer adds alarm_bits; READ_LOG's entries are [{seq, t_ms, code,
+#   args: 4 ints}] (the count byte is len(entries); args padded with 0); SET_LIMITS answers
+#   old and new, each a dict of the LIMITS keys.
+# confirm and bridge default to False when left out, SET_LIMITS' concentration_ug_per_ml to 0.
 
 import struct
 
 from protocol import reasons
 from protocol.errors import ProtocolError
 from protocol.fields import field_id
-from protocol.frame import MAX_PAYLOAD
 
 try:
     from micropython import const
@@ -89,19 +75,6 @@ CLEAR_ALARM = const(0x2A)
 ALARM_TEST = const(0x2B)
 SET_LOW_RESERVOIR_ALARM = const(0x2C)
 
-# Wire indices: a test checks these against firmware/table.py and firmware/alarms.py.
-THERAPY_STATES = ("idle", "infusing", "bolus", "lockout", "reservoir_empty", "motor_stall",
-                  "battery_depleted", "fault")
-RESERVOIR_STATES = ("reservoir_ok", "low_reservoir")
-BATTERY_STATES = ("battery_ok", "elective_replacement")
-ALARMS = ("low_reservoir", "elective_replacement", "reservoir_empty", "motor_stall",
-          "end_of_service", "memory_fault", "low_battery_reset")
-MODES = ("none", "continuous", "flex")
-ROLE_NAMES = ("", "clinician", "patient")        # index = role byte (protocol/session.py)
-
-LIMITS = ("daily_dose_soft_ug", "daily_dose_hard_ug", "bolus_soft_ug", "bolus_hard_ug",
-          "rate_increase_soft_pct", "rate_increase_hard_pct", "concentration_ug_per_ml")
-
 READ_LOG_MAX_ENTRIES = const(32)
 FLEX_DAYS = const(7)
 FLEX_MAX_STEPS = const(13)
@@ -109,11 +82,65 @@ NAK_SIZE = const(26)
 # What an authenticated payload carries besides the command's: counter u32 + MAC 8.
 SESSION_OVERHEAD = const(12)
 
-_pack = struct.pack
-_unpack = struct.unpack
-_unpack_from = struct.unpack_from
+# The commands, one a line:   \nCODE NAME [WHO] | REQUEST | RESPONSE
+#   CODE    the command byte in hex (the response's is CODE | 0x80)
+#   WHO     open: no session needed, anyone may send it; patient: in a session of either role;
+#           none: in a clinician's session only
+#   REQUEST, RESPONSE: the payload's layout: "-" (empty), a variable-length layout ("*flex":
+#           PROGRAM_FLEX's week, _FlexRequest; "*log": READ_LOG's entries, _LogResponse;
+#           "*pair": READ_LIMITS' answer twice, as old then new, _Pair), or its fields in wire
+#           order, separated by ", ", each:   KEY FORMAT [KIND [NAMES]] [LO..HI] [=DEFAULT]
+#     FORMAT  the struct format: B H I Q (u8 u16 u32 u64), i q (i32 i64), all big-endian;
+#             16s: 16 bytes; 3B: three u8
+#     KIND    (none: an integer) bool, bytes, text, version; enum, bits and role are followed
+#             by the names their index, bits or byte stand for, "/"-separated, index 0 first
+#             (a role's byte starts at 1: its name 0 is empty)
+#     LO..HI  an integer's allowed range when narrower than its wire type's
+#     DEFAULT the value encode uses when the fields leave KEY out (else KEY is required)
+_TABLE = (
+    "\n01 identify open | - | model 16s text, serial 16s text, firmware_version 3B version,"
+    " protocol_version B =1"
+    "\n02 session_open open | role B role /clinician/patient, cn 16s bytes"
+    " | pn 16s bytes, session_id I"
+    "\n03 session_auth open | session_id I, proof 16s bytes | proof 16s bytes"
+    "\n04 session_close patient | - | -"
+    "\n10 interrogate patient | - | therapy B enum idle/infusing/bolus/lockout/"
+    "reservoir_empty/motor_stall/battery_depleted/fault,"
+    " reservoir B enum reservoir_ok/low_reservoir,"
+    " battery B enum battery_ok/elective_replacement,"
+    " therapy_on B bool, mode B enum none/continuous/flex,"
+    " basal_ug_per_day I, reservoir_nl I, concentration_ug_per_ml I, low_reservoir_alarm_nl I,"
+    " hours_to_alarm i, hours_to_empty i, battery_remaining_nah Q, battery_mv H,"
+    " days_to_replacement i,"
+    " alarms H bits low_reservoir/elective_replacement/reservoir_empty/motor_stall/"
+    "end_of_service/memory_fault/low_battery_reset,"
+    " lockout_until_ms Q, delivered_ug Q, wall_ms Q, boot_count H"
+    "\n11 read_log | start_seq I, max_entries B 1..32 | *log"
+    "\n12 read_limits | - | daily_dose_soft_ug I, daily_dose_hard_ug I, bolus_soft_ug I,"
+    " bolus_hard_ug I, rate_increase_soft_pct I, rate_increase_hard_pct I,"
+    " concentration_ug_per_ml I"
+    "\n13 set_limits | daily_dose_soft_ug I, daily_dose_hard_ug I, bolus_soft_ug I,"
+    " bolus_hard_ug I, rate_increase_soft_pct I, rate_increase_hard_pct I,"
+    " concentration_ug_per_ml I =0 | *pair"
+    "\n20 program_continuous | basal_ug_per_day I, confirm B bool =0"
+    " | old_daily_ug I, new_daily_ug I"
+    "\n21 program_flex | *flex | old_daily_ug I, new_daily_ug I"
+    "\n22 clinician_bolus | dose_ug I, duration_ms I, confirm B bool =0 | dose_ug I, duration_ms I"
+    "\n23 patient_bolus patient | - | dose_ug I, lockout_until_ms Q"
+    "\n24 set_patient_bolus | enabled B bool, dose_ug I, duration_ms I, lockout_ms I,"
+    " max_per_24h B, confirm B bool =0 | old_enabled B bool, old_dose_ug I"
+    "\n25 refill | volume_nl I, concentration_ug_per_ml I, bridge B bool =0"
+    " | old_estimate_nl I, new_estimate_nl I"
+    "\n26 stop | - | -"
+    "\n27 start | - | -"
+    "\n28 set_clock | wall_ms Q | old_wall_ms Q"
+    "\n29 silence_alarms patient | minutes H | silenced B"
+    "\n2A clear_alarm | - | -"
+    "\n2B alarm_test | - | -"
+    "\n2C set_low_reservoir_alarm | volume_nl I | old_volume_nl I"
+)
 
-# Value kinds of a field.
+# Value kinds of a field: their index in _KINDS is the KIND word's place in the table.
 _INT = const(0)
 _BOOL = const(1)
 _BYTES = const(2)       # exactly as many bytes as the format says
@@ -122,17 +149,12 @@ _VERSION = const(4)     # three u8 <-> "major.minor.patch"
 _ENUM = const(5)        # u8 index <-> name
 _BITS = const(6)        # u16 bit set <-> list of names
 _ROLE = const(7)        # u8 1..2; encode takes the name too
+_KINDS = ("", "bool", "bytes", "text", "version", "enum", "bits", "role")
 
-_RANGES = {
-    "B": (0, 0xFF),
-    "H": (0, 0xFFFF),
-    "I": (0, 0xFFFFFFFF),
-    "Q": (0, 0xFFFFFFFFFFFFFFFF),
-    "i": (-0x80000000, 0x7FFFFFFF),
-    "q": (-0x8000000000000000, 0x7FFFFFFFFFFFFFFF),
-}
-_I64_MIN = -0x8000000000000000
-_I64_MAX = 0x7FFFFFFFFFFFFFFF
+# An integer's format character -> (its big-endian struct format, lo, hi).
+_WIRE = {"B": (">B", 0, 0xFF), "H": (">H", 0, 0xFFFF), "I": (">I", 0, 0xFFFFFFFF),
+         "Q": (">Q", 0, 0xFFFFFFFFFFFFFFFF), "i": (">i", -0x80000000, 0x7FFFFFFF),
+         "q": (">q", -0x8000000000000000, 0x7FFFFFFFFFFFFFFF)}
 
 
 def _bad_length(what, got, expected):
@@ -162,140 +184,202 @@ def _check_int(what, key, v, lo, hi):
     return v
 
 
-def _index(what, key, v, names):
+def _index(what, key, v, t, a, b):
+    # v (a name, or already an index) -> its index among the "/"-separated names t[a:b].
+    n = t.count("/", a, b) + 1
     if isinstance(v, str):
-        for i in range(len(names)):
-            if names[i] == v:
+        pos = a
+        for i in range(n):
+            stop = t.find("/", pos, b)
+            if stop < 0:
+                stop = b
+            if stop - pos == len(v) and t.startswith(v, pos):
                 return i
-    elif _is_int(v) and 0 <= v < len(names):
+            pos = stop + 1
+    elif _is_int(v) and 0 <= v < n:
         return v
-    raise _out_of_range(what, key, v, 0, len(names) - 1, ", ".join(names))
+    raise _out_of_range(what, key, v, 0, n - 1, t[a:b].replace("/", ", "))
 
 
 def _text_bytes(what, key, v, size):
-    if not isinstance(v, str) or len(v) > size:
+    ok = isinstance(v, str) and len(v) <= size
+    if ok:
+        raw = v.encode()
+        for b in raw:
+            if b < 0x20 or b > 0x7E:
+                ok = False
+    if not ok:
         raise _out_of_range(what, key, v, 0, size,
                             "printable ASCII text of at most %d characters" % size)
-    raw = v.encode()
-    for b in raw:
-        if b < 0x20 or b > 0x7E:
-            raise _out_of_range(what, key, v, 0, size,
-                                "printable ASCII text of at most %d characters" % size)
     return raw
 
 
-def _version_parts(what, key, v):
+def _version_bytes(what, key, v):
     parts = v.split(".") if isinstance(v, str) else v
     try:
-        ok = len(parts) == 3
-        if ok:
-            parts = [int(p) for p in parts]
-            ok = 0 <= parts[0] <= 255 and 0 <= parts[1] <= 255 and 0 <= parts[2] <= 255
+        if len(parts) == 3:
+            a, b, c = parts
+            a, b, c = int(a), int(b), int(c)
+            if 0 <= a <= 255 and 0 <= b <= 255 and 0 <= c <= 255:
+                return bytes((a, b, c))
     except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise _out_of_range(what, key, v, 0, 255, "\"major.minor.patch\", each 0..255")
-    return parts
+        pass
+    raise _out_of_range(what, key, v, 0, 255, "\"major.minor.patch\", each 0..255")
+
+
+def _bits(what, key, v, t, a, b):
+    # v (a list of names among t[a:b], or already the bits) -> the bits.
+    if _is_int(v):
+        return _check_int(what, key, v, 0, 0xFFFF)
+    bits = 0
+    try:
+        for name in v:
+            bits |= 1 << _index(what, key, name, t, a, b)
+    except TypeError:
+        raise _out_of_range(what, key, v, 0, t.count("/", a, b), t[a:b].replace("/", ", "))
+    return bits
+
+
+def _field(t, pos, end, f=None):
+    # Reads the field at t[pos:] (its layout ends at end) into the list f: [key, format, size,
+    # kind, extra, default, names_end], where extra is an _INT's narrower (lo, hi), or where
+    # the names of an _ENUM, _BITS or _ROLE start (they end at names_end), else None.  Returns
+    # where the next field starts, and its size when there is no f.  f is the caller's, reused
+    # field after field: reading a layout allocates only its keys (a one-character format is
+    # interned by MicroPython).
+    stop = t.find(", ", pos, end)
+    if stop < 0:
+        stop = end
+    at = t.find(" ", pos, stop)
+    if f:
+        f[0] = t[pos:at]
+        f[3] = _INT
+        f[4] = f[5] = f[6] = None
+    pos = at + 1
+    at = t.find(" ", pos, stop)
+    if at < 0:
+        at = stop
+    fmt = t[pos] if at == pos + 1 else t[pos:at]
+    if not f:
+        return struct.calcsize(fmt)
+    f[1] = fmt
+    f[2] = struct.calcsize(fmt)
+    while at < stop:
+        pos = at + 1
+        at = t.find(" ", pos, stop)
+        if at < 0:
+            at = stop
+        c = t[pos]
+        if c == "=":
+            f[5] = int(t[pos + 1:at])
+        elif "0" <= c <= "9":
+            c = t.find("..", pos, at)
+            f[4] = (int(t[pos:c]), int(t[c + 2:at]))
+        elif f[3] >= _ENUM:
+            f[4] = pos
+            f[6] = at
+        else:
+            f[3] = _KINDS.index(t[pos:at])
+    return stop + 2
 
 
 class _Layout:
-    # A fixed layout: items of (key, struct format, kind, extra, default).  extra is the
-    # (lo, hi) range for _INT (None: the wire type's), the names for _ENUM/_BITS.
-    def __init__(self, *items):
-        self.items = items
-        fmt = ">"
-        for item in items:
-            fmt += item[1]
-        self.fmt = fmt
-        self.size = struct.calcsize(fmt)
-        self.max_size = self.size
-        self.keys = tuple(item[0] for item in items)
-        # Per item, what encode() needs without lookups: the int range, or an enum's
-        # name -> index table (every response of every frame goes through here).
-        plan = []
-        for key, fmt, kind, extra, default in items:
-            if kind == _INT:
-                extra = extra or _RANGES[fmt]
-            elif kind == _ENUM:
-                index = {}
-                for i in range(len(extra)):
-                    index[extra[i]] = i
-                extra = (extra, index)
-            plan.append((key, fmt, kind, extra, default))
-        self._plan = plan
+    # A fixed layout: the fields of text[start:end] (the grammar above _TABLE).
+    def __init__(self, t, pos, end):
+        self.text = t
+        self.start = pos
+        self.end = end
+        n = 0
+        while pos < end:
+            n += _field(t, pos, end)
+            pos = t.find(", ", pos, end)
+            pos = end if pos < 0 else pos + 2
+        self.size = self.max_size = n
+
+    def names(self):
+        # "key, key, ...": the keys it wants, for the messages that list them.
+        out = []
+        f = [None] * 7
+        pos = self.start
+        while pos < self.end:
+            pos = _field(self.text, pos, self.end, f)
+            out.append(f[0])
+        return ", ".join(out)
 
     def encode(self, fields, what):
-        values = []
         if not fields:
             fields = {}
-        for key, fmt, kind, extra, default in self._plan:
+        t = self.text
+        end = self.end
+        pos = self.start
+        buf = bytearray(self.size)
+        f = [None] * 7
+        p = 0
+        while pos < end:
+            pos = _field(t, pos, end, f)
+            key, fmt, n, kind, extra, default, names_end = f
             v = fields.get(key, default)
             if v is None:
-                if kind == _BITS and fields and "alarm_bits" in fields:
+                if kind == _BITS and "alarm_bits" in fields:
                     v = fields["alarm_bits"]
                 else:
-                    raise ProtocolError(reasons.OUT_OF_RANGE,
-                                        "%s: %s is missing; give all of %s"
-                                        % (what, key, ", ".join(self.keys)), key)
+                    raise ProtocolError(reasons.OUT_OF_RANGE, "%s: %s is missing; give all of %s"
+                                        % (what, key, self.names()), key)
             if kind == _INT:
-                # _check_int inlined: type() is int refuses bool.
-                if type(v) is not int or v < extra[0] or v > extra[1]:
-                    _check_int(what, key, v, extra[0], extra[1])
-                values.append(v)
+                _, lo, hi = _WIRE[fmt]
+                if extra:
+                    lo, hi = extra
+                _check_int(what, key, v, lo, hi)
             elif kind == _BOOL:
-                if v is True or v is False or (_is_int(v) and 0 <= v <= 1):
-                    values.append(1 if v else 0)
-                else:
+                if not (v is True or v is False or (_is_int(v) and 0 <= v <= 1)):
                     raise _out_of_range(what, key, v, 0, 1, "true or false")
+                v = 1 if v else 0
             elif kind == _BYTES:
-                size = self._size_of(fmt)
-                if not isinstance(v, (bytes, bytearray, memoryview)) or len(v) != size:
-                    raise _out_of_range(what, key, v, size, size, "%d bytes" % size)
-                values.append(bytes(v))
+                if not isinstance(v, (bytes, bytearray, memoryview)) or len(v) != n:
+                    raise _out_of_range(what, key, v, n, n, "%d bytes" % n)
             elif kind == _TEXT:
-                values.append(_text_bytes(what, key, v, self._size_of(fmt)))
+                v = _text_bytes(what, key, v, n)
             elif kind == _VERSION:
-                values.extend(_version_parts(what, key, v))
+                v = _version_bytes(what, key, v)
             elif kind == _ENUM:
-                i = extra[1].get(v) if isinstance(v, str) else None
-                values.append(i if i is not None else _index(what, key, v, extra[0]))
+                v = _index(what, key, v, t, extra, names_end)
             elif kind == _BITS:
-                values.append(self._bits(what, key, v, extra))
+                v = _bits(what, key, v, t, extra, names_end)
             else:  # _ROLE
                 if isinstance(v, str):
-                    v = _index(what, key, v, ROLE_NAMES)
-                values.append(_check_int(what, key, v, 1, 2))
-        return _pack(self.fmt, *values)
-
-    @staticmethod
-    def _size_of(fmt):
-        return int(fmt[:-1])
-
-    @staticmethod
-    def _bits(what, key, v, names):
-        if _is_int(v):
-            return _check_int(what, key, v, 0, 0xFFFF)
-        bits = 0
-        try:
-            for name in v:
-                bits |= 1 << _index(what, key, name, names)
-        except TypeError:
-            raise _out_of_range(what, key, v, 0, len(names) - 1, ", ".join(names))
-        return bits
+                    v = _index(what, key, v, t, extra, names_end)
+                v = _check_int(what, key, v, 1, 2)
+            if len(fmt) > 1:
+                buf[p:p + len(v)] = v           # 16s, 3B (text: the rest stays NUL)
+            else:
+                struct.pack_into(_WIRE[fmt][0], buf, p, v)
+            p += n
+        return bytes(buf)
 
     def decode(self, body, what, more=None):
-        # more(kind, key, extra, v, values, j, out, what) -> (value, next j): decodes the kinds
-        # only responses carry (_TEXT, _VERSION, _ENUM, _BITS).  Only the programmer decodes a
-        # response, so it lives with the programmer's half (protocol/commands_host.py); the
-        # pump decodes requests, which carry none of them.
+        # more(kind, key, names, v, out, what) -> value: decodes the kinds only responses carry
+        # (_TEXT and _VERSION: v the raw bytes; _ENUM, _BITS: v the integer, names their
+        # "/"-separated text).  Only the
+        # programmer decodes a response, so it lives with the programmer's half
+        # (protocol/commands_host.py); the pump decodes requests, which carry none of them.
         if len(body) != self.size:
             raise _bad_length(what, len(body), self.size)
-        values = _unpack(self.fmt, body)
+        t = self.text
+        end = self.end
+        pos = self.start
         out = {}
-        j = 0
-        for key, fmt, kind, extra, default in self.items:
-            v = values[j]
-            j += 1
+        f = [None] * 7
+        p = 0
+        while pos < end:
+            pos = _field(t, pos, end, f)
+            key, fmt, n, kind, extra, default, names_end = f
+            if len(fmt) > 1:
+                v = bytes(body[p:p + n])        # 16s, 3B
+            elif n == 1:
+                v = body[p]
+            else:
+                v = struct.unpack_from(_WIRE[fmt][0], body, p)[0]
+            p += n
             if kind == _INT:
                 if extra and not extra[0] <= v <= extra[1]:
                     raise _out_of_range(what, key, v, extra[0], extra[1])
@@ -307,31 +391,28 @@ class _Layout:
                 if not 1 <= v <= 2:
                     raise _out_of_range(what, key, v, 1, 2, "1 (clinician) or 2 (patient)")
             elif kind != _BYTES:
-                v, j = more(kind, key, extra, v, values, j, out, what)
+                v = more(kind, key, names_end and t[extra:names_end], v, out, what)
             out[key] = v
         return out
 
 
 class _Pair:
     # Two dicts of one layout, one after the other (SET_LIMITS: old limits, then new).
-    def __init__(self, layout, first, second):
+    keys = ("old", "new")
+
+    def __init__(self, layout):
         self.layout = layout
-        self.keys = (first, second)
         self.max_size = 2 * layout.size
 
     def encode(self, fields, what):
-        a, b = self.keys
-        return (self.layout.encode(_sub(fields, a, what), what + " " + a)
-                + self.layout.encode(_sub(fields, b, what), what + " " + b))
-
-
-
-def _sub(fields, key, what):
-    v = fields.get(key) if fields else None
-    if not isinstance(v, dict):
-        raise ProtocolError(reasons.OUT_OF_RANGE, "%s: %s must be a dict of %s"
-                            % (what, key, ", ".join(LIMITS)), key)
-    return v
+        out = b""
+        for key in self.keys:
+            v = fields.get(key) if fields else None
+            if not isinstance(v, dict):
+                raise ProtocolError(reasons.OUT_OF_RANGE, "%s: %s must be a dict of %s"
+                                    % (what, key, self.layout.names()), key)
+            out += self.layout.encode(v, what + " " + key)
+        return out
 
 
 class _FlexRequest:
@@ -343,7 +424,9 @@ class _FlexRequest:
         n = len(body)
         if n < 1:
             raise _bad_length(what, n, "1 + 7 x (1 + 6 x steps)")
-        confirm = _CONFIRM_ONLY.decode(body[:1], what)["confirm"]
+        confirm = body[0]
+        if confirm > 1:
+            raise _out_of_range(what, "confirm", confirm, 0, 1, "0 or 1")
         pos = 1
         days = []
         for _ in range(FLEX_DAYS):
@@ -357,13 +440,13 @@ class _FlexRequest:
                 raise _bad_length(what, n, "1 + 7 x (1 + 6 x steps)")
             day = []
             for _ in range(k):
-                minute, ug = _unpack_from(">HI", body, pos)
+                minute, ug = struct.unpack_from(">HI", body, pos)
                 day.append([minute, ug])
                 pos += 6
             days.append(day)
         if pos != n:
             raise _bad_length(what, n, "%d (1 + 7 x (1 + 6 x steps))" % pos)
-        return {"confirm": confirm, "steps": days}
+        return {"confirm": confirm == 1, "steps": days}
 
 
 class _LogResponse:
@@ -381,7 +464,7 @@ class _LogResponse:
             raise _out_of_range(what, "entries", len(entries) if isinstance(entries, (list, tuple))
                                 else entries, 0, READ_LOG_MAX_ENTRIES,
                                 "a list of at most %d entries" % READ_LOG_MAX_ENTRIES)
-        parts = [_pack(">BI", len(entries), next_seq)]
+        parts = [struct.pack(">BI", len(entries), next_seq)]
         for e in entries:
             if not isinstance(e, dict):
                 raise _out_of_range(what, "entries", e, 0, 0, "dicts of seq, t_ms, code, args")
@@ -391,7 +474,7 @@ class _LogResponse:
             a = [0, 0, 0, 0]
             for i in range(len(args)):
                 a[i] = _check_int(what, "args", args[i], -0x80000000, 0x7FFFFFFF)
-            parts.append(_pack(self._ENTRY,
+            parts.append(struct.pack(self._ENTRY,
                                _check_int(what, "seq", e.get("seq"), 0, 0xFFFFFFFF),
                                _check_int(what, "t_ms", e.get("t_ms"), 0, 0xFFFFFFFFFFFFFFFF),
                                _check_int(what, "code", e.get("code"), 0, 0xFF),
@@ -399,114 +482,75 @@ class _LogResponse:
         return b"".join(parts)
 
 
-
-def _f(key, fmt, kind=_INT, extra=None, default=None):
-    return (key, fmt, kind, extra, default)
-
-
-_EMPTY = _Layout()
-_CONFIRM_ONLY = _Layout(_f("confirm", "B", _BOOL, None, False))
-_LIMITS = _Layout(*[_f(key, "I") for key in LIMITS])
-_SET_LIMITS = _Layout(*([_f(key, "I") for key in LIMITS[:-1]]
-                        + [_f("concentration_ug_per_ml", "I", _INT, None, 0)]))
-_DAILY_PAIR = _Layout(_f("old_daily_ug", "I"), _f("new_daily_ug", "I"))
-
-
 class Command:
-    def __init__(self, code, name, auth, patient, request, response):
+    # One line of _TABLE, read when COMMANDS is asked for it; .request and .response (the
+    # codecs) are built when used: the pump asks .auth and .patient before it decodes.
+    def __init__(self, code, pos):
+        # pos: where the line's "\n" is; _at: where its name ends.
+        t = _TABLE
+        at = self._at = t.find(" ", pos + 4)
         self.code = code
-        self.name = name
-        self.auth = auth
-        self.patient = patient
-        self.request = request
-        self.response = response
+        self.name = t[pos + 4:at]
+        self.auth = not t.startswith(" open", at)
+        self.patient = not t.startswith(" |", at)
+
+    @property
+    def request(self):
+        return _codec(self._at, 0)
+
+    @property
+    def response(self):
+        return _codec(self._at, 1)
 
 
-COMMANDS = {}
-_BY_NAME = {}
+def _codec(at, part):
+    # The codec of a command's request (part 0) or response (1); at: in its line, before both.
+    t = _TABLE
+    start = t.find("| ", at) + 2
+    end = t.find(" |", start)
+    if part:
+        start = end + 3
+        end = t.find("\n", start)
+        if end < 0:
+            end = len(t)
+    c = t[start]
+    if c == "-":
+        end = start
+    elif c == "*":
+        if t.startswith("*flex", start):
+            return _FlexRequest()
+        if t.startswith("*log", start):
+            return _LogResponse()
+        return _Pair(COMMANDS[READ_LIMITS].response)
+    return _Layout(t, start, end)
 
 
-def _command(code, name, auth, patient, request, response):
-    c = Command(code, name, auth, patient, request, response)
-    COMMANDS[code] = c
-    _BY_NAME[name] = code
+class _Commands:
+    # COMMANDS: _TABLE read as a dict code -> Command, each built when asked for.  The pump
+    # only looks commands up; the host's COMMANDS (protocol/commands_host.py) also iterates.
+    def get(self, code, default=None):
+        pos = _TABLE.find("\n%02X " % code) if isinstance(code, int) else -1
+        return default if pos < 0 else Command(code, pos)
+
+    def __getitem__(self, code):
+        c = self.get(code)
+        if c is None:
+            raise KeyError(code)
+        return c
 
 
-# patient: the patient role may send it.  Every command without auth is open to anyone, and a
-# patient may end its own session.
-_command(IDENTIFY, "identify", False, True, _EMPTY,
-         _Layout(_f("model", "16s", _TEXT), _f("serial", "16s", _TEXT),
-                 _f("firmware_version", "BBB", _VERSION),
-                 _f("protocol_version", "B", _INT, None, 1)))
-_command(SESSION_OPEN, "session_open", False, True,
-         _Layout(_f("role", "B", _ROLE), _f("cn", "16s", _BYTES)),
-         _Layout(_f("pn", "16s", _BYTES), _f("session_id", "I")))
-_command(SESSION_AUTH, "session_auth", False, True,
-         _Layout(_f("session_id", "I"), _f("proof", "16s", _BYTES)),
-         _Layout(_f("proof", "16s", _BYTES)))
-_command(SESSION_CLOSE, "session_close", True, True, _EMPTY, _EMPTY)
-_command(INTERROGATE, "interrogate", True, True, _EMPTY,
-         _Layout(_f("therapy", "B", _ENUM, THERAPY_STATES),
-                 _f("reservoir", "B", _ENUM, RESERVOIR_STATES),
-                 _f("battery", "B", _ENUM, BATTERY_STATES),
-                 _f("therapy_on", "B", _BOOL),
-                 _f("mode", "B", _ENUM, MODES),
-                 _f("basal_ug_per_day", "I"),
-                 _f("reservoir_nl", "I"),
-                 _f("concentration_ug_per_ml", "I"),
-                 _f("low_reservoir_alarm_nl", "I"),
-                 _f("hours_to_alarm", "i"),
-                 _f("hours_to_empty", "i"),
-                 _f("battery_remaining_nah", "Q"),
-                 _f("battery_mv", "H"),
-                 _f("days_to_replacement", "i"),
-                 _f("alarms", "H", _BITS, ALARMS),
-                 _f("lockout_until_ms", "Q"),
-                 _f("delivered_ug", "Q"),
-                 _f("wall_ms", "Q"),
-                 _f("boot_count", "H")))
-_command(READ_LOG, "read_log", True, False,
-         _Layout(_f("start_seq", "I"), _f("max_entries", "B", _INT, (1, READ_LOG_MAX_ENTRIES))),
-         _LogResponse())
-_command(READ_LIMITS, "read_limits", True, False, _EMPTY, _LIMITS)
-_command(SET_LIMITS, "set_limits", True, False, _SET_LIMITS, _Pair(_LIMITS, "old", "new"))
-_command(PROGRAM_CONTINUOUS, "program_continuous", True, False,
-         _Layout(_f("basal_ug_per_day", "I"), _f("confirm", "B", _BOOL, None, False)),
-         _DAILY_PAIR)
-_command(PROGRAM_FLEX, "program_flex", True, False, _FlexRequest(), _DAILY_PAIR)
-_command(CLINICIAN_BOLUS, "clinician_bolus", True, False,
-         _Layout(_f("dose_ug", "I"), _f("duration_ms", "I"),
-                 _f("confirm", "B", _BOOL, None, False)),
-         _Layout(_f("dose_ug", "I"), _f("duration_ms", "I")))
-_command(PATIENT_BOLUS, "patient_bolus", True, True, _EMPTY,
-         _Layout(_f("dose_ug", "I"), _f("lockout_until_ms", "Q")))
-_command(SET_PATIENT_BOLUS, "set_patient_bolus", True, False,
-         _Layout(_f("enabled", "B", _BOOL), _f("dose_ug", "I"), _f("duration_ms", "I"),
-                 _f("lockout_ms", "I"), _f("max_per_24h", "B"),
-                 _f("confirm", "B", _BOOL, None, False)),
-         _Layout(_f("old_enabled", "B", _BOOL), _f("old_dose_ug", "I")))
-_command(REFILL, "refill", True, False,
-         _Layout(_f("volume_nl", "I"), _f("concentration_ug_per_ml", "I"),
-                 _f("bridge", "B", _BOOL, None, False)),
-         _Layout(_f("old_estimate_nl", "I"), _f("new_estimate_nl", "I")))
-_command(STOP, "stop", True, False, _EMPTY, _EMPTY)
-_command(START, "start", True, False, _EMPTY, _EMPTY)
-_command(SET_CLOCK, "set_clock", True, False, _Layout(_f("wall_ms", "Q")),
-         _Layout(_f("old_wall_ms", "Q")))
-_command(SILENCE_ALARMS, "silence_alarms", True, True, _Layout(_f("minutes", "H")),
-         _Layout(_f("silenced", "B")))
-_command(CLEAR_ALARM, "clear_alarm", True, False, _EMPTY, _EMPTY)
-_command(ALARM_TEST, "alarm_test", True, False, _EMPTY, _EMPTY)
-_command(SET_LOW_RESERVOIR_ALARM, "set_low_reservoir_alarm", True, False,
-         _Layout(_f("volume_nl", "I")), _Layout(_f("old_volume_nl", "I")))
+COMMANDS = _Commands()
 
 
 def _lookup(cmd):
     c = COMMANDS.get(cmd)
     if c is None:
+        names = _TABLE.split("\n")[1:]
+        for i in range(len(names)):
+            names[i] = names[i].split(" ")[1]
+        names.sort()
         raise ProtocolError(reasons.UNKNOWN_COMMAND,
-                            "unknown command %r; known: %s"
-                            % (cmd, ", ".join(sorted(_BY_NAME))), None, cmd)
+                            "unknown command %r; known: %s" % (cmd, ", ".join(names)), None, cmd)
     return c
 
 
@@ -530,11 +574,8 @@ def _nak_int(v):
         return 1 if v else 0
     if not isinstance(v, int):
         return 0
-    if v < _I64_MIN:
-        return _I64_MIN
-    if v > _I64_MAX:
-        return _I64_MAX
-    return v
+    _, lo, hi = _WIRE["q"]
+    return lo if v < lo else hi if v > hi else v
 
 
 def encode_nak(reason, field=None, value=0, lo=0, hi=0):
@@ -545,7 +586,7 @@ def encode_nak(reason, field=None, value=0, lo=0, hi=0):
         fid = field if 0 <= field <= 255 else 0
     else:
         fid = field_id(field)
-    return _pack(">BBqqq", reason, fid, _nak_int(value), _nak_int(lo), _nak_int(hi))
+    return struct.pack(">BBqqq", reason, fid, _nak_int(value), _nak_int(lo), _nak_int(hi))
 
 
 # The programmer's half (encode a request, decode a response, look a command up by name) is in

@@ -2,8 +2,13 @@
 # a response (an ACK's fields or a NAK's reason), look a command up by name.  The pump only
 # decodes requests and encodes responses, so this module is host-facing: protocol/commands.py
 # imports it under an ImportError guard and a board's .mpy bundle leaves it out
-# (tools/flash.py).  Callers use it through protocol.commands (commands.encode_request, ...);
-# it runs unchanged on MicroPython all the same (the tests' programmer does).
+# (tools/flash.py).  Callers use it through protocol.commands (commands.encode_request, ...):
+# it also gives the host's commands.COMMANDS its dict iteration and puts the table's names lists
+# in commands as tuples (THERAPY_STATES, ..., ALARMS, ROLE_NAMES, LIMITS), which the pump reads
+# straight off its table.  It runs unchanged on MicroPython all the same (the tests' programmer
+# does).
+
+import struct
 
 from protocol import commands as C
 from protocol import reasons
@@ -19,13 +24,67 @@ ENUM_KIND = 5
 BITS_KIND = 6
 
 
+class _Commands(C._Commands):
+    # The host's COMMANDS: the pump's (lookups), iterable as a dict too, in the table's order.
+    def keys(self):
+        out = []
+        pos = C._TABLE.find("\n")
+        while pos >= 0:
+            out.append(int(C._TABLE[pos + 1:pos + 3], 16))
+            pos = C._TABLE.find("\n", pos + 1)
+        return out
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
+
+    def __contains__(self, code):
+        return self.get(code) is not None
+
+    def values(self):
+        return [self[code] for code in self.keys()]
+
+    def items(self):
+        return [(code, self[code]) for code in self.keys()]
+
+
+_BY_NAME = {}      # name -> code, filled on first use (the host may keep what it likes)
+
+
 def by_name(name):
-    code = C._BY_NAME.get(name.lower().replace("-", "_")) if isinstance(name, str) else None
+    if not _BY_NAME:
+        for code, c in C.COMMANDS.items():
+            _BY_NAME[c.name] = code
+    code = _BY_NAME.get(name.lower().replace("-", "_")) if isinstance(name, str) else None
     if code is None:
         raise ProtocolError(reasons.UNKNOWN_COMMAND,
-                            "unknown command %r; known: %s" % (name, ", ".join(sorted(C._BY_NAME))),
+                            "unknown command %r; known: %s" % (name, ", ".join(sorted(_BY_NAME))),
                             None, name)
     return code
+
+
+def layout_fields(layout):
+    # [(key, format, kind, extra, default)] of a fixed layout's fields (a C._Layout), in wire
+    # order: extra is an integer's narrower (lo, hi), or the names (a tuple) an enum's index,
+    # a bit set's bits or a role's byte stand for.
+    out = []
+    f = [None] * 7
+    t = layout.text
+    pos = layout.start
+    while pos < layout.end:
+        pos = C._field(t, pos, layout.end, f)
+        extra = tuple(t[f[4]:f[6]].split("/")) if f[6] else f[4]
+        out.append((f[0], f[1], f[3], extra, f[5]))
+    return out
+
+
+def _names(code, part, key):
+    # The names of a field of the table (its ENUM, BITS or ROLE names), as a tuple.
+    for f in layout_fields(getattr(C.COMMANDS[code], part)):
+        if f[0] == key:
+            return f[3]
 
 
 def encode_request(cmd, fields=None):
@@ -45,7 +104,7 @@ def decode_response(cmd, body):
     if status:
         if n != C.NAK_SIZE:
             raise C._bad_length("NAK", n, C.NAK_SIZE)
-        reason, fid, value, lo, hi = C._unpack(">BBqqq", body)
+        reason, fid, value, lo, hi = struct.unpack(">BBqqq", body)
         return reason, {"reason": reason, "reason_name": reasons.name(reason),
                         "field": field_name(fid) if fid else None,
                         "value": value, "lo": lo, "hi": hi}
@@ -59,8 +118,8 @@ def decode_response(cmd, body):
     return 0, codec.decode(body[1:], what, _decode_kind)
 
 
-def _decode_kind(kind, key, extra, v, values, j, out, what):
-    # For _Layout.decode: a value of a kind only responses carry -> (value, next index).
+def _decode_kind(kind, key, names, v, out, what):
+    # For _Layout.decode: a value of a kind only responses carry -> its value.
     if kind == TEXT_KIND:
         end = v.find(b"\x00")
         if end >= 0:
@@ -68,30 +127,34 @@ def _decode_kind(kind, key, extra, v, values, j, out, what):
         for b in v:
             if b < 0x20 or b > 0x7E:
                 raise C._out_of_range(what, key, v, 0, 0, "printable ASCII")
-        return v.decode(), j
+        return v.decode()
     if kind == VERSION_KIND:
-        return "%d.%d.%d" % (v, values[j], values[j + 1]), j + 2
+        return "%d.%d.%d" % (v[0], v[1], v[2])
+    names = names.split("/")
     if kind == ENUM_KIND:
         # A newer pump may report a state this programmer does not know: name it.
-        return (extra[v] if v < len(extra) else "%s_%d" % (key, v)), j
+        return names[v] if v < len(names) else "%s_%d" % (key, v)
     if kind == BITS_KIND:
         out["alarm_bits"] = v
-        names = []
+        got = []
         for i in range(16):
             if v & (1 << i):
-                names.append(extra[i] if i < len(extra) else "alarm_%d" % i)
-        return names, j
+                got.append(names[i] if i < len(names) else "alarm_%d" % i)
+        return got
     raise C._out_of_range(what, key, v, 0, 0, "a known value kind")
+
+
+_CONFIRM = C._Layout("confirm B bool =0", 0, 17)     # PROGRAM_FLEX's first byte
 
 
 def _encode_flex(fields, what):
     # confirm u8, then 7 days of: steps u8 (1..13), steps x (start_minute u16, ug_per_day u32)
     out_of_range = C._out_of_range
     check_int = C._check_int
-    pack = C._pack
+    pack = struct.pack
     days_n = C.FLEX_DAYS
     steps_max = C.FLEX_MAX_STEPS
-    confirm = C._CONFIRM_ONLY.encode(fields, what)
+    confirm = _CONFIRM.encode(fields, what)
     days = fields.get("steps") if fields else None
     if not isinstance(days, (list, tuple)) or len(days) != days_n:
         raise out_of_range(what, "flex_days", len(days) if isinstance(days, (list, tuple))
@@ -118,14 +181,14 @@ def _decode_log(codec, body, what):
     n = len(body)
     if n < 5:
         raise C._bad_length(what, n, "5 + 29 x count")
-    count, next_seq = C._unpack_from(">BI", body, 0)
+    count, next_seq = struct.unpack_from(">BI", body, 0)
     size = codec._ENTRY_SIZE
     if n != 5 + count * size:
         raise C._bad_length(what, n, "5 + 29 x %d = %d" % (count, 5 + count * size))
     entries = []
     pos = 5
     for _ in range(count):
-        seq, t_ms, code, a0, a1, a2, a3 = C._unpack_from(codec._ENTRY, body, pos)
+        seq, t_ms, code, a0, a1, a2, a3 = struct.unpack_from(codec._ENTRY, body, pos)
         entries.append({"seq": seq, "t_ms": t_ms, "code": code, "args": [a0, a1, a2, a3]})
         pos += size
     return {"next_seq": next_seq, "entries": entries}
@@ -143,6 +206,17 @@ def _decode_pair(codec, body, what):
 
 # Imported before protocol.commands had finished loading (someone imported this module
 # first)?  Then commands could not take these names at its end: hand them over now.
+C.COMMANDS = _Commands()
+# The table's names lists as the tuples host code indexes (the pump reads them off its table):
+# wire indices, checked by tests against firmware/table.py and firmware/alarms.py.
+C.THERAPY_STATES = _names(C.INTERROGATE, "response", "therapy")
+C.RESERVOIR_STATES = _names(C.INTERROGATE, "response", "reservoir")
+C.BATTERY_STATES = _names(C.INTERROGATE, "response", "battery")
+C.MODES = _names(C.INTERROGATE, "response", "mode")
+C.ALARMS = _names(C.INTERROGATE, "response", "alarms")
+C.ROLE_NAMES = _names(C.SESSION_OPEN, "request", "role")    # index = role byte (session.py)
+# The drug library's limits in wire order (READ_LIMITS' answer).
+C.LIMITS = tuple(f[0] for f in layout_fields(C.COMMANDS[C.READ_LIMITS].response))
 C.by_name = by_name
 C.encode_request = encode_request
 C.decode_response = decode_response

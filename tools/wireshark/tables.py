@@ -17,6 +17,7 @@ pump's language: reservoir_nl, basal_ug_per_day, lockout_ms).
 from firmware import alarms, eventlog
 from firmware.table import REGION_NAMES, STATES, TRIGGERS
 from protocol import commands as C
+from protocol.commands_host import layout_fields
 from protocol import fields, reasons
 
 _SUFFIX_UNITS = (
@@ -53,7 +54,7 @@ def unit_of(name):
 
 def _items(layout):
     out = []
-    for key, fmt, kind, extra, default in layout.items:
+    for key, fmt, kind, extra, default in layout_fields(layout):
         kind_name = _KIND_NAMES[kind]
         item = {"key": key, "unit": unit_of(key), "wall": key in WALL_KEYS, "names": None,
                 "range": None}
@@ -63,10 +64,8 @@ def _items(layout):
                 item["range"] = tuple(extra)        # narrower than the wire type
         else:
             item["type"], item["size"] = kind_name, _size(fmt)
-            if kind in (C._ENUM, C._BITS):
+            if kind in (C._ENUM, C._BITS, C._ROLE):
                 item["names"] = tuple(extra)
-            elif kind == C._ROLE:
-                item["names"] = C.ROLE_NAMES
         out.append(item)
     return out
 
