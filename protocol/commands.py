@@ -202,15 +202,12 @@ def _index(what, key, v, t, a, b):
 
 
 def _text_bytes(what, key, v, size):
-    ok = isinstance(v, str) and len(v) <= size
-    if ok:
-        raw = v.encode()
-        for b in raw:
-            if b < 0x20 or b > 0x7E:
-                ok = False
-    if not ok:
-        raise _out_of_range(what, key, v, 0, size,
-                            "printable ASCII text of at most %d characters" % size)
+    # A text that is not a short enough str is refused as its stand-in b"\0" (not printable).
+    raw = v.encode() if isinstance(v, str) and len(v) <= size else b"\0"
+    for b in raw:
+        if b < 0x20 or b > 0x7E:
+            raise _out_of_range(what, key, v, 0, size,
+                                "printable ASCII text of at most %d characters" % size)
     return raw
 
 
@@ -417,7 +414,6 @@ class _Pair:
 
 class _FlexRequest:
     # confirm u8, then 7 days of: steps u8 (1..13), steps x (start_minute u16, ug_per_day u32)
-    keys = ("confirm", "steps")
     max_size = 1 + FLEX_DAYS * (1 + FLEX_MAX_STEPS * 6)
 
     def decode(self, body, what):
