@@ -82,10 +82,10 @@ NAK_SIZE = const(26)
 # What an authenticated payload carries besides the command's: counter u32 + MAC 8.
 SESSION_OVERHEAD = const(12)
 
-# The commands, one a line:   \nCODE NAME [WHO] | REQUEST | RESPONSE
+# The commands, one a line:   \nCODE NAME [WHO]|REQUEST|RESPONSE
 #   CODE    the command byte in hex (the response's is CODE | 0x80)
 #   WHO     open: no session needed, anyone may send it; patient: in a session of either role;
-#           none: in a clinician's session only
+#           left out: in a clinician's session only
 #   REQUEST, RESPONSE: the payload's layout: "-" (empty), a variable-length layout ("*flex":
 #           PROGRAM_FLEX's week, _FlexRequest; "*log": READ_LOG's entries, _LogResponse;
 #           "*pair": READ_LIMITS' answer twice, as old then new, _Pair), or its fields in wire
@@ -98,13 +98,13 @@ SESSION_OVERHEAD = const(12)
 #     LO..HI  an integer's allowed range when narrower than its wire type's
 #     DEFAULT the value encode uses when the fields leave KEY out (else KEY is required)
 _TABLE = (
-    "\n01 identify open | - | model 16s text, serial 16s text, firmware_version 3B version,"
+    "\n01 identify open|-|model 16s text, serial 16s text, firmware_version 3B version,"
     " protocol_version B =1"
-    "\n02 session_open open | role B role /clinician/patient, cn 16s bytes"
-    " | pn 16s bytes, session_id I"
-    "\n03 session_auth open | session_id I, proof 16s bytes | proof 16s bytes"
-    "\n04 session_close patient | - | -"
-    "\n10 interrogate patient | - | therapy B enum idle/infusing/bolus/lockout/"
+    "\n02 session_open open|role B role /clinician/patient, cn 16s bytes"
+    "|pn 16s bytes, session_id I"
+    "\n03 session_auth open|session_id I, proof 16s bytes|proof 16s bytes"
+    "\n04 session_close patient|-|-"
+    "\n10 interrogate patient|-|therapy B enum idle/infusing/bolus/lockout/"
     "reservoir_empty/motor_stall/battery_depleted/fault,"
     " reservoir B enum reservoir_ok/low_reservoir,"
     " battery B enum battery_ok/elective_replacement,"
@@ -115,29 +115,29 @@ _TABLE = (
     " alarms H bits low_reservoir/elective_replacement/reservoir_empty/motor_stall/"
     "end_of_service/memory_fault/low_battery_reset,"
     " lockout_until_ms Q, delivered_ug Q, wall_ms Q, boot_count H"
-    "\n11 read_log | start_seq I, max_entries B 1..32 | *log"
-    "\n12 read_limits | - | daily_dose_soft_ug I, daily_dose_hard_ug I, bolus_soft_ug I,"
+    "\n11 read_log|start_seq I, max_entries B 1..32|*log"
+    "\n12 read_limits|-|daily_dose_soft_ug I, daily_dose_hard_ug I, bolus_soft_ug I,"
     " bolus_hard_ug I, rate_increase_soft_pct I, rate_increase_hard_pct I,"
     " concentration_ug_per_ml I"
-    "\n13 set_limits | daily_dose_soft_ug I, daily_dose_hard_ug I, bolus_soft_ug I,"
+    "\n13 set_limits|daily_dose_soft_ug I, daily_dose_hard_ug I, bolus_soft_ug I,"
     " bolus_hard_ug I, rate_increase_soft_pct I, rate_increase_hard_pct I,"
-    " concentration_ug_per_ml I =0 | *pair"
-    "\n20 program_continuous | basal_ug_per_day I, confirm B bool =0"
-    " | old_daily_ug I, new_daily_ug I"
-    "\n21 program_flex | *flex | old_daily_ug I, new_daily_ug I"
-    "\n22 clinician_bolus | dose_ug I, duration_ms I, confirm B bool =0 | dose_ug I, duration_ms I"
-    "\n23 patient_bolus patient | - | dose_ug I, lockout_until_ms Q"
-    "\n24 set_patient_bolus | enabled B bool, dose_ug I, duration_ms I, lockout_ms I,"
-    " max_per_24h B, confirm B bool =0 | old_enabled B bool, old_dose_ug I"
-    "\n25 refill | volume_nl I, concentration_ug_per_ml I, bridge B bool =0"
-    " | old_estimate_nl I, new_estimate_nl I"
-    "\n26 stop | - | -"
-    "\n27 start | - | -"
-    "\n28 set_clock | wall_ms Q | old_wall_ms Q"
-    "\n29 silence_alarms patient | minutes H | silenced B"
-    "\n2A clear_alarm | - | -"
-    "\n2B alarm_test | - | -"
-    "\n2C set_low_reservoir_alarm | volume_nl I | old_volume_nl I"
+    " concentration_ug_per_ml I =0|*pair"
+    "\n20 program_continuous|basal_ug_per_day I, confirm B bool =0"
+    "|old_daily_ug I, new_daily_ug I"
+    "\n21 program_flex|*flex|old_daily_ug I, new_daily_ug I"
+    "\n22 clinician_bolus|dose_ug I, duration_ms I, confirm B bool =0|dose_ug I, duration_ms I"
+    "\n23 patient_bolus patient|-|dose_ug I, lockout_until_ms Q"
+    "\n24 set_patient_bolus|enabled B bool, dose_ug I, duration_ms I, lockout_ms I,"
+    " max_per_24h B, confirm B bool =0|old_enabled B bool, old_dose_ug I"
+    "\n25 refill|volume_nl I, concentration_ug_per_ml I, bridge B bool =0"
+    "|old_estimate_nl I, new_estimate_nl I"
+    "\n26 stop|-|-"
+    "\n27 start|-|-"
+    "\n28 set_clock|wall_ms Q|old_wall_ms Q"
+    "\n29 silence_alarms patient|minutes H|silenced B"
+    "\n2A clear_alarm|-|-"
+    "\n2B alarm_test|-|-"
+    "\n2C set_low_reservoir_alarm|volume_nl I|old_volume_nl I"
 )
 
 # Value kinds of a field: their index in _KINDS is the KIND word's place in the table.
@@ -482,13 +482,14 @@ class Command:
     # One line of _TABLE, read when COMMANDS is asked for it; .request and .response (the
     # codecs) are built when used: the pump asks .auth and .patient before it decodes.
     def __init__(self, code, pos):
-        # pos: where the line's "\n" is; _at: where its name ends.
+        # pos: where the line's "\n" is; _at: where its request's "|" is.
         t = _TABLE
-        at = self._at = t.find(" ", pos + 4)
+        at = self._at = t.find("|", pos)
+        who = t.find(" ", pos + 4, at)
         self.code = code
-        self.name = t[pos + 4:at]
-        self.auth = not t.startswith(" open", at)
-        self.patient = not t.startswith(" |", at)
+        self.name = t[pos + 4:at if who < 0 else who]
+        self.auth = who < 0 or not t.startswith("open", who + 1)
+        self.patient = who > 0
 
     @property
     def request(self):
@@ -500,12 +501,12 @@ class Command:
 
 
 def _codec(at, part):
-    # The codec of a command's request (part 0) or response (1); at: in its line, before both.
+    # The codec of a command's request (part 0) or response (1); at: its line's first "|".
     t = _TABLE
-    start = t.find("| ", at) + 2
-    end = t.find(" |", start)
+    start = at + 1
+    end = t.find("|", start)
     if part:
-        start = end + 3
+        start = end + 1
         end = t.find("\n", start)
         if end < 0:
             end = len(t)
@@ -543,7 +544,7 @@ def _lookup(cmd):
     if c is None:
         names = _TABLE.split("\n")[1:]
         for i in range(len(names)):
-            names[i] = names[i].split(" ")[1]
+            names[i] = names[i].split("|")[0].split(" ")[1]
         names.sort()
         raise ProtocolError(reasons.UNKNOWN_COMMAND,
                             "unknown command %r; known: %s" % (cmd, ", ".join(names)), None, cmd)
