@@ -41,10 +41,16 @@ try:
 except ImportError:
     pass
 
-# What a refused request asked for (REFUSED's "request" arg).
-REQUESTS = ("program", "start", "stop", "clinician_bolus", "patient_bolus", "refill",
-            "clear_alarm", "set_patient_bolus", "set_low_reservoir_alarm", "set_limits",
-            "silence_alarms", "set_clock")
+# What a refused request asked for (REFUSED's "request" arg), by code.  Built from keyword
+# arguments: interned strings (qstrs) on MicroPython, shared with every module that spells them
+# (the state table's triggers).
+_REQUEST_CODES = dict(program=0, start=1, stop=2, clinician_bolus=3, patient_bolus=4, refill=5,
+                      clear_alarm=6, set_patient_bolus=7, set_low_reservoir_alarm=8,
+                      set_limits=9, silence_alarms=10, set_clock=11)
+REQUESTS = [None] * len(_REQUEST_CODES)
+for _name in _REQUEST_CODES:
+    REQUESTS[_REQUEST_CODES[_name]] = _name
+REQUESTS = tuple(REQUESTS)
 
 
 class EventLog:

@@ -80,8 +80,8 @@ class Replay:
         self.patient_rng = SimRng(self.seed ^ _PATIENT_SEED_XOR)
         self.start_wall_ms = config["start_wall_ms"]
         self.end_ms = self.days * MS_PER_DAY
-        self.counts = {"refills": 0, "resets": 0, "patient_requests": 0,
-                       "patient_boluses": 0, "refused": 0}
+        self.counts = dict(refills=0, resets=0, patient_requests=0, patient_boluses=0,
+                           refused=0)
         self.powered = True         # False while a brown_out holds the MCU in reset
         self.injected_csf_ng = 0    # drug given into the CSF bypassing the pump (screening)
         self.cell = None            # [models] battery: the true cell (sim/battery.py)
