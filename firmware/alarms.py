@@ -28,10 +28,7 @@ _CODES = dict(low_reservoir=LOW_RESERVOIR, elective_replacement=ELECTIVE_REPLACE
               reservoir_empty=RESERVOIR_EMPTY, motor_stall=MOTOR_STALL,
               end_of_service=END_OF_SERVICE, memory_fault=MEMORY_FAULT,
               low_battery_reset=LOW_BATTERY_RESET)
-NAMES = [None] * len(_CODES)
-for _name in _CODES:
-    NAMES[_CODES[_name]] = _name
-NAMES = tuple(NAMES)
+NAMES = tuple(sorted(_CODES, key=_CODES.get))
 CRITICAL = (False, False, True, True, True, True, True)
 
 _TWO_TONE_MS = const(3000)

@@ -47,10 +47,7 @@ except ImportError:
 _REQUEST_CODES = dict(program=0, start=1, stop=2, clinician_bolus=3, patient_bolus=4, refill=5,
                       clear_alarm=6, set_patient_bolus=7, set_low_reservoir_alarm=8,
                       set_limits=9, silence_alarms=10, set_clock=11)
-REQUESTS = [None] * len(_REQUEST_CODES)
-for _name in _REQUEST_CODES:
-    REQUESTS[_REQUEST_CODES[_name]] = _name
-REQUESTS = tuple(REQUESTS)
+REQUESTS = tuple(sorted(_REQUEST_CODES, key=_REQUEST_CODES.get))
 
 
 class EventLog:

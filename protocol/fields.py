@@ -34,10 +34,7 @@ _IDS = dict(
 )
 
 # Names by id (FIELDS[0] is "": no single field).
-FIELDS = [""] * (len(_IDS) + 1)
-for _name in _IDS:
-    FIELDS[_IDS[_name]] = _name
-FIELDS = tuple(FIELDS)
+FIELDS = ("",) + tuple(sorted(_IDS, key=_IDS.get))
 
 
 def field_id(name):
