@@ -18,7 +18,6 @@
 
 import hashlib
 import struct
-import sys
 
 from protocol import reasons
 from protocol.errors import ProtocolError
@@ -115,10 +114,11 @@ def _compare_loop(a, b):
 
 
 # CPython's hmac.compare_digest does the same in C.  MicroPython's hmac, where a port ships
-# micropython-lib's, has no compare_digest: it is not imported there, so that its code does not
-# sit in the heap for nothing (the WebAssembly port keeps ~430 bytes of it).
+# micropython-lib's, has no compare_digest: it is not imported there (told apart as above, by
+# bytes.translate), so that its code does not sit in the heap for nothing (the WebAssembly port
+# keeps ~430 bytes of it).
 _compare_digest = None
-if sys.implementation.name != "micropython":
+if hasattr(bytes, "translate"):
     try:
         from hmac import compare_digest as _compare_digest
     except ImportError:
