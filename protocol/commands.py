@@ -15,31 +15,26 @@
 #   decode_response(cmd, body) -> (0, fields) or (reason, {"reason", "reason_name", "field",
 #                                  "value", "lo", "hi"}); field is a name or None (id 0)
 #
-# Every command is one line of _TABLE below, a constant string: a board's heap holds its bytes
-# and nothing else.  COMMANDS builds a small Command from its line when it is looked up, and the
-# codecs read their layout from the line as they encode or decode: no object per command, per
-# field or per name is kept (a lookup costs about 100 bytes of short-lived garbage, INTERROGATE's
-# answer about 1 KB).  The names an index or a bit stands for (therapy states, alarms, ...) are
-# in the table too; the host's protocol/commands_host.py gives them as tuples (THERAPY_STATES,
-# RESERVOIR_STATES, BATTERY_STATES, MODES, ALARMS, ROLE_NAMES) with LIMITS, READ_LIMITS' keys.
+# Every command is a line of _TABLE below, a constant string: a board's heap holds its bytes,
+# nothing else.  COMMANDS builds a small Command from its line when it is looked up, and the
+# codecs read their layout from the line as they go: no object per command, field or name is
+# kept (a lookup leaves ~100 bytes of garbage, INTERROGATE's answer ~1.3 KB).  The names an
+# index or a bit stands for are in the table too; protocol/commands_host.py gives the host them
+# as tuples (THERAPY_STATES, RESERVOIR_STATES, BATTERY_STATES, MODES, ALARMS, ROLE_NAMES) and
+# LIMITS, READ_LIMITS' keys.
 #
 # Errors raise ProtocolError: bad_length (wrong size; the pump NAKs with it), unknown_command,
 # out_of_range (with the field's name and allowed range).  Encoding checks every value against
 # its wire type (MicroPython's struct would truncate silently); keys a command does not use are
 # ignored, so a caller may pass a larger dict.
 #
-# Field dicts: integers in the pump's units, named as in the doc (snake_case), plus:
-#   bool        confirm, bridge, enabled, therapy_on, old_enabled (u8 0/1; other bytes refused)
-#   str         model, serial (16 bytes NUL-padded, printable ASCII); firmware_version
-#               "major.minor.patch" (encode also takes a 3-tuple/list); therapy, reservoir,
-#               battery and mode: state names (encode also takes the index)
-#   bytes       cn, pn, proof (16 bytes)
-#   role        1 clinician, 2 patient (encode also takes the name)
-#   alarms      list of alarm names, in the table's order (encode also takes alarm_bits, the u16)
-#   INTERROGATE's decoded answer adds alarm_bits; READ_LOG's entries are [{seq, t_ms, code,
-#   args: 4 ints}] (the count byte is len(entries); args padded with 0); SET_LIMITS answers
-#   old and new, each a dict of the LIMITS keys.
-# confirm and bridge default to False when left out, SET_LIMITS' concentration_ug_per_ml to 0.
+# Field dicts: integers in the pump's units, named as in the doc (snake_case); a bool is a u8
+# 0/1 (other bytes refused); model and serial are 16 bytes of NUL-padded printable ASCII;
+# firmware_version "major.minor.patch" (encode also takes a 3-tuple/list); therapy, reservoir,
+# battery, mode and role are names (encode also takes the index or byte); alarms is a list of
+# names (encode also takes alarm_bits, the u16, which decode adds).  READ_LOG's entries are
+# [{seq, t_ms, code, args: 4 ints}] (the count byte is len(entries); args padded with 0);
+# SET_LIMITS answers old and new, each a dict of the LIMITS keys.
 
 import struct
 
@@ -86,12 +81,10 @@ SESSION_OVERHEAD = const(12)
 #   CODE    the command byte in hex (the response's is CODE | 0x80)
 #   WHO     open: no session needed, anyone may send it; patient: in a session of either role;
 #           left out: in a clinician's session only
-#   REQUEST, RESPONSE: the payload's layout: "-" (empty), a variable-length layout ("*flex":
-#           PROGRAM_FLEX's week, _FlexRequest; "*log": READ_LOG's entries, _LogResponse;
-#           "*pair": READ_LIMITS' answer twice, as old then new, _Pair), or its fields in wire
-#           order, separated by ", ", each:   KEY FORMAT [KIND [NAMES]] [LO..HI] [=DEFAULT]
-#     FORMAT  the struct format: B H I Q (u8 u16 u32 u64), i q (i32 i64), all big-endian;
-#             16s: 16 bytes; 3B: three u8
+#   REQUEST, RESPONSE: "-" (empty), "*flex" (PROGRAM_FLEX's week), "*log" (READ_LOG's entries),
+#           "*pair" (READ_LIMITS' answer twice, old then new) or the fields in wire order,
+#           separated by ", ", each:   KEY FORMAT [KIND [NAMES]] [LO..HI] [=DEFAULT]
+#     FORMAT  struct's: B H I Q (u8 u16 u32 u64), i q (i32 i64), big-endian; 16s; 3B (three u8)
 #     KIND    (none: an integer) bool, bytes, text, version; enum, bits and role are followed
 #             by the names their index, bits or byte stand for, "/"-separated, index 0 first
 #             (a role's byte starts at 1: its name 0 is empty)
@@ -151,10 +144,16 @@ _BITS = const(6)        # u16 bit set <-> list of names
 _ROLE = const(7)        # u8 1..2; encode takes the name too
 _KINDS = ("", "bool", "bytes", "text", "version", "enum", "bits", "role")
 
-# An integer's format character -> (its big-endian struct format, lo, hi).
-_WIRE = {"B": (">B", 0, 0xFF), "H": (">H", 0, 0xFFFF), "I": (">I", 0, 0xFFFFFFFF),
-         "Q": (">Q", 0, 0xFFFFFFFFFFFFFFFF), "i": (">i", -0x80000000, 0x7FFFFFFF),
-         "q": (">q", -0x8000000000000000, 0x7FFFFFFFFFFFFFFF)}
+# An integer's format character -> its big-endian struct format.
+_BIG = {"B": ">B", "H": ">H", "I": ">I", "Q": ">Q", "i": ">i", "q": ">q"}
+
+
+def _wire_range(fmt, n):
+    # (lo, hi) of n-byte B H I Q (unsigned), i q (signed): made when a message needs them.
+    bits = 8 * n
+    if fmt < "a":
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def _bad_length(what, got, expected):
@@ -323,10 +322,15 @@ class _Layout:
                     raise ProtocolError(reasons.OUT_OF_RANGE, "%s: %s is missing; give all of %s"
                                         % (what, key, self.names()), key)
             if kind == _INT:
-                _, lo, hi = _WIRE[fmt]
                 if extra:
-                    lo, hi = extra
-                _check_int(what, key, v, lo, hi)
+                    _check_int(what, key, v, extra[0], extra[1])
+                else:
+                    # Shifted right by its width, a value that fits leaves 0 (unsigned) or 0 or
+                    # -1 (signed): no 64-bit bounds are held to compare it with.
+                    top = v >> (8 * n if fmt < "a" else 8 * n - 1) if _is_int(v) else 1
+                    if top != 0 and (top != -1 or fmt < "a"):
+                        lo, hi = _wire_range(fmt, n)
+                        raise _out_of_range(what, key, v, lo, hi)
             elif kind == _BOOL:
                 if not (v is True or v is False or (_is_int(v) and 0 <= v <= 1)):
                     raise _out_of_range(what, key, v, 0, 1, "true or false")
@@ -349,16 +353,14 @@ class _Layout:
             if len(fmt) > 1:
                 buf[p:p + len(v)] = v           # 16s, 3B (text: the rest stays NUL)
             else:
-                struct.pack_into(_WIRE[fmt][0], buf, p, v)
+                struct.pack_into(_BIG[fmt], buf, p, v)
             p += n
         return bytes(buf)
 
     def decode(self, body, what, more=None):
-        # more(kind, key, names, v, out, what) -> value: decodes the kinds only responses carry
-        # (_TEXT and _VERSION: v the raw bytes; _ENUM, _BITS: v the integer, names their
-        # "/"-separated text).  Only the
-        # programmer decodes a response, so it lives with the programmer's half
-        # (protocol/commands_host.py); the pump decodes requests, which carry none of them.
+        # more(kind, key, names, v, out, what) -> value decodes the kinds only responses carry
+        # (_TEXT, _VERSION: v the raw bytes; _ENUM, _BITS: v the integer, names their text):
+        # the programmer's half has it (commands_host.py); the pump decodes requests only.
         if len(body) != self.size:
             raise _bad_length(what, len(body), self.size)
         t = self.text
@@ -375,7 +377,7 @@ class _Layout:
             elif n == 1:
                 v = body[p]
             else:
-                v = struct.unpack_from(_WIRE[fmt][0], body, p)[0]
+                v = struct.unpack_from(_BIG[fmt], body, p)[0]
             p += n
             if kind == _INT:
                 if extra and not extra[0] <= v <= extra[1]:
@@ -479,12 +481,11 @@ class _LogResponse:
 
 
 class Command:
-    # One line of _TABLE, read when COMMANDS is asked for it; .request and .response (the
-    # codecs) are built when used: the pump asks .auth and .patient before it decodes.
+    # One line of _TABLE (pos: its "\n"), read when COMMANDS is asked for it; .request and
+    # .response (the codecs) are built when used: the pump asks .auth and .patient first.
     def __init__(self, code, pos):
-        # pos: where the line's "\n" is; _at: where its request's "|" is.
         t = _TABLE
-        at = self._at = t.find("|", pos)
+        at = self._at = t.find("|", pos)          # before the request
         who = t.find(" ", pos + 4, at)
         self.code = code
         self.name = t[pos + 4:at if who < 0 else who]
@@ -551,7 +552,7 @@ def _lookup(cmd):
     return c
 
 
-def _what(c, part):
+def _what(c, part):         # "INTERROGATE response": what an error message names
     return "%s %s" % (c.name.upper(), part)
 
 
@@ -566,13 +567,16 @@ def encode_ack(cmd, fields=None):
 
 
 def _nak_int(v):
-    # A NAK must always go out: a value that is not an integer becomes 0, a huge one is clamped.
+    # A NAK must always go out: a value that is not an integer becomes 0, one beyond an i64 is
+    # clamped (one that fits leaves 0 or -1 shifted right by 63).
     if v is True or v is False:
         return 1 if v else 0
     if not isinstance(v, int):
         return 0
-    _, lo, hi = _WIRE["q"]
-    return lo if v < lo else hi if v > hi else v
+    if v >> 63 in (0, -1):
+        return v
+    lo, hi = _wire_range("q", 8)
+    return hi if v > 0 else lo
 
 
 def encode_nak(reason, field=None, value=0, lo=0, hi=0):
