@@ -101,13 +101,6 @@ class Doser:
         # Accumulated towards the next stroke, up to now.
         return self.acc_q + self.rate_q * (self._sched.now_ms() - self.acc_t)
 
-    def stop(self):
-        now = self._sched.now_ms()
-        self._sync(now)
-        self.rate_q = 0
-        self._sched.cancel(self._next)
-        self._next = None
-
     def _sync(self, now):
         self.acc_q += self.rate_q * (now - self.acc_t)
         self.acc_t = now

@@ -9,6 +9,8 @@ import os
 from hal.base import Storage
 from hal.errors import StorageError
 
+_fsync = getattr(os, "fsync", None)     # CPython; MicroPython's flush() is the sync
+
 
 class FileStorage(Storage):
     # Storage as one file of `size` bytes on the board's flash file system.  The file is
@@ -61,7 +63,8 @@ class FileStorage(Storage):
             f.seek(addr)
             done = f.write(data)
             f.flush()
-            _sync(f)
+            if _fsync is not None and hasattr(f, "fileno"):
+                _fsync(f.fileno())
         except OSError as e:
             raise StorageError("write of %d bytes at %d to %s failed: %s" % (n, addr, self.path, e))
         if done is not None and done != n:
@@ -71,11 +74,3 @@ class FileStorage(Storage):
 
     def _close_internal(self):
         self._f.close()
-
-
-_fsync = getattr(os, "fsync", None)
-
-
-def _sync(f):
-    if _fsync is not None and hasattr(f, "fileno"):
-        _fsync(f.fileno())

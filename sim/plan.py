@@ -60,9 +60,5 @@ def plan(config, days, end_ms, rng):
         # MicroPython) does not hold that code.
         from sim.plan_faults import plan_faults
         plan_faults(config["seed"], faults, end_ms, out, order)
-    out.sort(key=_plan_key)
+    out.sort()      # by time, then order: orders are unique, so no action dicts are compared
     return out
-
-
-def _plan_key(entry):
-    return (entry[0], entry[1])
