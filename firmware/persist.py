@@ -68,6 +68,7 @@ _REC_BODY_BYTES = const(30)
 _REC_FMT = "<IIIBB4i"             # seq, t_ms lo, t_ms hi, code, nargs, 4 args
 _REC_ARGS_MAX = const(4)
 _ERASED_REC = b"\xff" * _REC_BYTES
+_BODY_PICKS = bytes(range(_REC_BODY_BYTES))   # log_copy() of a record as it is stored
 # Not const(): beyond MicroPython's small-int range on 32-bit ports.
 _I32_MIN = -0x80000000
 _I32_MAX = 0x7FFFFFFF
@@ -241,12 +242,13 @@ class Persist:
         seqs = []
         bad = []        # indexes of invalid records that are not erased
         cap = self.log_capacity
+        rec = self._rec
         for index in range(cap):
-            raw = self._read(self.log_base + index * _REC_BYTES, _REC_BYTES)
-            rec = self._parse_record(raw, index)
-            if rec is not None:
-                seqs.append(rec[0])
-            elif raw != _ERASED_REC:
+            self._read_into(self.log_base + index * _REC_BYTES, rec)
+            seq = self._record_seq(index)
+            if seq >= 0:
+                seqs.append(seq)
+            elif rec != _ERASED_REC:
                 bad.append(index)
         self._scanned = True
         # A torn append sits where the record after the newest goes: not decay.
@@ -267,33 +269,65 @@ class Persist:
 
     def log_read(self, from_seq, max_count):
         # Records (seq, t_ms, code, args) with seq >= from_seq still in the ring, in seq order.
+        out = bytearray(_REC_BODY_BYTES * self.log_room(from_seq, max_count))
+        records = []
+        for i in range(self.log_copy(from_seq, max_count, out, 0, _BODY_PICKS)[0]):
+            v = struct.unpack_from(_REC_FMT, out, i * _REC_BODY_BYTES)
+            records.append((v[0], v[1] | (v[2] << 32), v[3], tuple(v[5:5 + v[4]])))
+        return records
+
+    def log_room(self, from_seq, max_count):
+        # How many records log_read(from_seq, max_count) can give at most (it skips decayed
+        # ones): the room a caller of log_copy() makes.
         if not self._scanned:
             self.log_scan()
-        out = []
         last = self.last_seq
-        if last is None or max_count <= 0:
-            return out
+        if last is None:
+            return 0
+        first = max(from_seq, self.first_seq, last - self.log_capacity + 1)
+        return max(0, min(max_count, last - first + 1))
+
+    def log_copy(self, from_seq, max_count, out, pos, picks):
+        # The records log_read() gives, with no object per record: each copied into out at pos,
+        # one after the other, as len(picks) bytes chosen from the stored one (out[pos + k] =
+        # record[picks[k]]), so that a READ_LOG page goes from storage to the answer's frame
+        # directly (firmware/answers.py).  Returns (count, seq of the last copied or None).
+        room = self.log_room(from_seq, max_count)
+        if not room:
+            return 0, None
         cap = self.log_capacity
-        s = max(from_seq, self.first_seq, last - cap + 1)
-        while s <= last and len(out) < max_count:
-            rec = self._read_record(s % cap)
-            if rec is not None and rec[0] == s:
-                out.append(rec)
+        rec = self._rec
+        size = len(picks)
+        count = 0
+        copied = None
+        s = max(from_seq, self.first_seq, self.last_seq - cap + 1)
+        while s <= self.last_seq and count < room:
+            index = s % cap
+            self._read_into(self.log_base + index * _REC_BYTES, rec)
+            if self._record_seq(index) == s:
+                for k in range(size):
+                    out[pos + k] = rec[picks[k]]
+                pos += size
+                count += 1
+                copied = s
             s += 1
-        return out
+        return count, copied
 
-    def _read_record(self, index):
-        return self._parse_record(self._read(self.log_base + index * _REC_BYTES, _REC_BYTES),
-                                  index)
+    def _record_seq(self, index):
+        # The seq of the record in self._rec if it is valid at index (its CRC matches, nargs
+        # <= 4, seq % log_capacity == index), else -1.
+        rec = self._rec
+        seq = rec[0] | (rec[1] << 8) | (rec[2] << 16) | (rec[3] << 24)
+        if (crc16(self._rec_body) != rec[30] | (rec[31] << 8) or rec[13] > _REC_ARGS_MAX
+                or seq % self.log_capacity != index):
+            return -1
+        return seq
 
-    def _parse_record(self, raw, index):
-        if crc16(memoryview(raw)[0:_REC_BODY_BYTES]) != struct.unpack_from("<H", raw, _REC_BODY_BYTES)[0]:
-            return None
-        v = struct.unpack_from(_REC_FMT, raw, 0)
-        nargs = v[4]
-        if nargs > _REC_ARGS_MAX or v[0] % self.log_capacity != index:
-            return None
-        return v[0], v[1] | (v[2] << 32), v[3], tuple(v[5:5 + nargs])
+    def _read_into(self, addr, buf):
+        try:
+            self.storage.readinto(addr, buf)
+        except StorageError as e:
+            raise PersistError("storage read of %d bytes at %d failed: %s" % (len(buf), addr, e))
 
     def _read(self, addr, n):
         try:

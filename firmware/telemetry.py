@@ -28,7 +28,7 @@ try:
 except ImportError:     # a port without one: the board's hal Rng (hal/machine.py: urandom=)
     urandom = None
 
-from firmware import alarms, eventlog, limits
+from firmware import answers, eventlog
 from protocol import commands as C
 from protocol import frame, reasons, session
 from protocol.errors import ProtocolError
@@ -51,7 +51,10 @@ _PATIENT_OK = const(1)
 _PATIENT_END = const(2)
 
 _READ_CHUNK = const(256)
-_MODES = {"continuous": 1, "flex": 2}
+# An authenticated answer's frame: sync 2, LEN 2, VER SEQ CMD, counter 4, body, MAC 8, CRC 2.
+_SEALED_HEAD = const(11)
+_SEALED_OVERHEAD = const(21)
+_R = const(0x52)                        # "R": the direction byte of an answer's MAC
 
 
 class Telemetry:
@@ -245,176 +248,60 @@ class Telemetry:
         self._counter = counter
         self._last_valid_ms = now
         spec = C.COMMANDS[cmd]
+        request = None
         if self._role != session.ROLE_CLINICIAN and not spec.patient:
             result = C.encode_nak(reasons.ROLE_NOT_ALLOWED, "role", self._role)
         else:
             try:
-                result = self._run(cmd, C.decode_request(cmd, body))
+                request = C.decode_request(cmd, body)
+                result = self._run(cmd, request)
             except ProtocolError as exc:
                 result = _nak_of(exc)
-        resp_cmd = (cmd | frame.RESPONSE) & 0xFF
-        out = frame.encode(seq, resp_cmd,
-                           session.wrap_response(key, frame.VERSION, seq, resp_cmd, counter, result))
+        out = self._sealed(key, seq, cmd, counter, result, request)
         self._last_request = (seq, cmd, bytes(payload))
         self._last_response = out
         if cmd == C.SESSION_CLOSE:
             self._end(END_CLOSED)
         return out
 
+    def _sealed(self, key, seq, cmd, counter, body, request):
+        # The answer's frame, built in one buffer: the body (or, body None, READ_LOG's page
+        # written from storage), then the MAC and the frame's CRC over it in place.
+        if body is None:
+            room = answers.LOG_HEAD_BYTES + answers.LOG_ENTRY_BYTES * self.pump.persist.log_room(
+                request["start_seq"], request["max_entries"])
+        else:
+            room = len(body)
+        out = bytearray(_SEALED_OVERHEAD + room)
+        if body is None:
+            n = answers.log_page(self.pump, request["start_seq"], request["max_entries"], out,
+                                 _SEALED_HEAD)
+            if n < room:                # a decayed record was skipped
+                out = out[:_SEALED_OVERHEAD + n]
+        else:
+            n = room
+            out[_SEALED_HEAD:_SEALED_HEAD + n] = body
+        out[4] = frame.VERSION
+        out[5] = seq
+        out[6] = (cmd | frame.RESPONSE) & 0xFF
+        for k in range(4):
+            out[7 + k] = (counter >> (24 - 8 * k)) & 0xFF
+        # The MAC covers "R" VER SEQ CMD counter body (protocol/session.py): with "R" over
+        # LEN's low byte for the while, that is the frame's own bytes 3 .. end of body.
+        end = _SEALED_HEAD + n
+        out[3] = _R
+        out[end:end + session.MAC_SIZE] = session.mac(key, memoryview(out)[3:end])
+        return frame.finish(out)
+
     # -- commands -----------------------------------------------------------------------
 
-    def _refused(self, reason):
-        refusal = self.pump.refusal
-        if refusal is not None and refusal[0] == reason and refusal[1]:
-            return C.encode_nak(reason, refusal[1], refusal[2], refusal[3], refusal[4])
-        return C.encode_nak(reason, None)
-
     def _run(self, cmd, f):
-        p = self.pump
-        p.refusal = None
-        if cmd == C.INTERROGATE:
-            return C.encode_ack(cmd, self.interrogate())
-        if cmd == C.SESSION_CLOSE:
-            return C.encode_ack(cmd, {})
-        if cmd == C.READ_LOG:
-            return C.encode_ack(cmd, self._read_log(f["start_seq"], f["max_entries"]))
-        if cmd == C.READ_LIMITS:
-            return C.encode_ack(cmd, self._limits())
-        old = None
-        if cmd == C.SET_LIMITS:
-            old = self._limits()
-            new = {}
-            for key in old:
-                if key != "concentration_ug_per_ml":
-                    new[key] = f[key]
-            outcome = p.set_limits(new)
-        elif cmd in (C.PROGRAM_CONTINUOUS, C.PROGRAM_FLEX):
-            old = _daily_ug(p.therapy.program)
-            if cmd == C.PROGRAM_CONTINUOUS:
-                outcome = p.program_continuous(f["basal_ug_per_day"], f["confirm"])
-            else:
-                outcome = p.program_flex(f["steps"], f["confirm"])
-        elif cmd == C.CLINICIAN_BOLUS:
-            outcome = p.clinician_bolus(f["dose_ug"], f["duration_ms"], f["confirm"])
-        elif cmd == C.PATIENT_BOLUS:
-            outcome = p.patient_bolus()
-        elif cmd == C.SET_PATIENT_BOLUS:
-            old = p.bolus.settings
-            if f["enabled"]:
-                outcome = p.set_patient_bolus(f["dose_ug"], f["duration_ms"], f["lockout_ms"],
-                                              f["max_per_24h"], f["confirm"])
-            else:
-                outcome = p.disable_patient_bolus()
-        elif cmd == C.REFILL:
-            old = max(0, p.doser.reservoir_nl())
-            outcome = p.refill(f["volume_nl"], f["concentration_ug_per_ml"], f["bridge"])
-        elif cmd == C.STOP:
-            outcome = p.stop()
-        elif cmd == C.START:
-            outcome = p.start()
-        elif cmd == C.SET_CLOCK:
-            old = p.wall_ms()
-            outcome = p.set_clock(f["wall_ms"])
-        elif cmd == C.SILENCE_ALARMS:
-            old = 0
-            for alarm in p.alarms.active:
-                if not alarms.CRITICAL[alarm]:
-                    old += 1
-            outcome = p.silence_alarms(f["minutes"] * 60000)
-        elif cmd == C.CLEAR_ALARM:
-            outcome = p.clear_alarm()
-        elif cmd == C.ALARM_TEST:
-            outcome = p.alarm_test()
-        elif cmd == C.SET_LOW_RESERVOIR_ALARM:
-            old = p.reservoir.low_reservoir_alarm_nl
-            outcome = p.set_low_reservoir_alarm(f["volume_nl"])
-        else:
-            return C.encode_nak(reasons.UNKNOWN_COMMAND, None, cmd)
-        if outcome != reasons.OK:
-            return self._refused(outcome)
-        return C.encode_ack(cmd, self._result(cmd, f, old))
-
-    def _result(self, cmd, f, old):
-        p = self.pump
-        if cmd == C.SET_LIMITS:
-            return {"old": old, "new": self._limits()}
-        if cmd in (C.PROGRAM_CONTINUOUS, C.PROGRAM_FLEX):
-            return {"old_daily_ug": old, "new_daily_ug": _daily_ug(p.therapy.program)}
-        if cmd == C.CLINICIAN_BOLUS:
-            return {"dose_ug": f["dose_ug"], "duration_ms": f["duration_ms"]}
-        if cmd == C.PATIENT_BOLUS:
-            s = p.bolus.settings
-            until = p.bolus.lockout_until_ms
-            return {"dose_ug": s["dose_ug"] if s else 0,
-                    "lockout_until_ms": until + p.clock_offset_ms if until else 0}
-        if cmd == C.SET_PATIENT_BOLUS:
-            return {"old_enabled": old is not None, "old_dose_ug": old["dose_ug"] if old else 0}
-        if cmd == C.REFILL:
-            return {"old_estimate_nl": old, "new_estimate_nl": max(0, p.doser.reservoir_nl())}
-        if cmd == C.SET_CLOCK:
-            return {"old_wall_ms": old}
-        if cmd == C.SILENCE_ALARMS:
-            return {"silenced": old}
-        if cmd == C.SET_LOW_RESERVOIR_ALARM:
-            return {"old_volume_nl": old}
-        return {}
-
-    def _limits(self):
-        out = {}
-        for key in limits.LIMIT_KEYS:
-            out[key] = self.pump.limits.get(key, 0)
-        out["concentration_ug_per_ml"] = self.pump.doser.concentration_ug_per_ml
-        return out
-
-    def _read_log(self, start_seq, max_entries):
-        records = self.pump.persist.log_read(start_seq, max_entries)
-        entries = []
-        for seq, t_ms, code, args in records:
-            args = list(args)
-            while len(args) < 4:
-                args.append(0)
-            entries.append({"seq": seq, "t_ms": t_ms, "code": code, "args": args})
-        next_seq = records[-1][0] + 1 if records else start_seq
-        return {"next_seq": next_seq, "entries": entries}
+        # The answer's body (firmware/answers.py); None for READ_LOG, whose page _sealed()
+        # writes straight into the frame.
+        return answers.run(self.pump, cmd, f)
 
     def interrogate(self):
-        p = self.pump
-        s = p.status()
-        alarm_bits = 0
-        for alarm in p.alarms.active:
-            alarm_bits |= 1 << alarm
-        program = s["program"]
-        lockout = s["lockout_until_ms"]
-        return {
-            "therapy": s["therapy"], "reservoir": s["reservoir"], "battery": s["battery"],
-            "therapy_on": bool(s["therapy_on"]),
-            "mode": _MODES.get(program["mode"], 0) if program else 0,
-            "basal_ug_per_day": s["basal_ug_per_day"],
-            "reservoir_nl": s["reservoir_nl"],
-            "concentration_ug_per_ml": s["concentration_ug_per_ml"],
-            "low_reservoir_alarm_nl": s["low_reservoir_alarm_nl"],
-            "hours_to_alarm": s["hours_to_alarm"], "hours_to_empty": s["hours_to_empty"],
-            "battery_remaining_nah": s["battery_remaining_nah"],
-            "battery_mv": s["battery_mv"],
-            "days_to_replacement": p.battery.days_to_replacement(),
-            "alarm_bits": alarm_bits,
-            "lockout_until_ms": lockout + p.clock_offset_ms if lockout else 0,
-            "delivered_ug": s["delivered_ug"],
-            "wall_ms": s["wall_ms"],
-            "boot_count": s["boot_count"],
-        }
-
-
-def _daily_ug(program):
-    # The daily dose a program gives: the basal, or a flex week's daily average.
-    if program is None:
-        return 0
-    if program["mode"] == "continuous":
-        return program["basal_ug_per_day"]
-    total = 0
-    for day in program["steps"]:
-        total += limits.flex_daily_ug(day)
-    return total // 7
+        return answers.interrogate(self.pump)
 
 
 def _nak_of(exc):

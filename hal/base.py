@@ -127,6 +127,12 @@ class Storage(Part):
         self._check_range(addr, n)
         return self._read_internal(addr, n)
 
+    def readinto(self, addr, buf):
+        # read() into the caller's buffer: a board reading its log page allocates nothing.
+        self._check_open()
+        self._check_range(addr, len(buf))
+        self._readinto_internal(addr, buf)
+
     def write(self, addr, data):
         self._check_open()
         self._check_range(addr, len(data))
@@ -138,6 +144,10 @@ class Storage(Part):
 
     # _read_internal(addr, n): n bytes at addr; _write_internal(addr, data).
     _read_internal = _write_internal = _missing
+
+    def _readinto_internal(self, addr, buf):
+        # A backend that can read in place overrides this.
+        buf[:] = self._read_internal(addr, len(buf))
 
 
 class Annunciator(Part):

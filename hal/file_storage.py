@@ -56,6 +56,17 @@ class FileStorage(Storage):
                 n, addr, self.path, 0 if data is None else len(data)))
         return data
 
+    def _readinto_internal(self, addr, buf):
+        f = self._f
+        n = len(buf)
+        try:
+            f.seek(addr)
+            got = f.readinto(buf)
+        except OSError as e:
+            raise StorageError("read of %d bytes at %d from %s failed: %s" % (n, addr, self.path, e))
+        if got != n:
+            raise StorageError("read of %d bytes at %d from %s returned %s" % (n, addr, self.path, got))
+
     def _write_internal(self, addr, data):
         f = self._f
         n = len(data)

@@ -38,6 +38,9 @@ class SimStorage(Storage):
     def _read_internal(self, addr, n):
         return bytes(self.mem[addr:addr + n])
 
+    def _readinto_internal(self, addr, buf):
+        buf[:] = memoryview(self.mem)[addr:addr + len(buf)]
+
     def _write_internal(self, addr, data):
         if self.fail_writes:
             raise StorageError("simulated write failure at %d" % addr)

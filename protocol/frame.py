@@ -9,6 +9,7 @@
 #   LEN = N + 3 (VER, SEQ, CMD and PAYLOAD), big-endian; CRC-16/CCITT-FALSE (protocol/crc.py).
 #
 #   encode(seq, cmd, payload=b"", version=VERSION) -> the frame (bytes)
+#   finish(buf) -> buf: a bytearray of VER SEQ CMD PAYLOAD at 4..len-2, framed in place
 #   Decoder(max_payload=MAX_PAYLOAD, gap_ms=0, char_us=0)
 #   .feed(data, now_ms=None) -> [(status, version, seq, cmd, payload), ...]
 #       status reasons.OK: a good frame; reasons.BAD_CRC: a frame whose CRC failed (payload b"",
@@ -69,6 +70,20 @@ def encode(seq, cmd, payload=b"", version=VERSION):
         _refuse(seq, cmd, n, version)
     body = _pack(">HBBB", n + 3, version, seq, cmd) + payload
     return SYNC + body + _pack(">H", crc16(body))
+
+
+def finish(buf):
+    # A frame built in place (a bytearray holding VER, SEQ, CMD and the payload at 4 .. len-2):
+    # writes the sync, LEN and CRC around them, so a large answer is framed without a copy.
+    n = len(buf)
+    buf[0] = 0xA5
+    buf[1] = 0x5A
+    buf[2] = (n - 6) >> 8
+    buf[3] = (n - 6) & 0xFF
+    crc = crc16(memoryview(buf)[2:n - 2])
+    buf[n - 2] = crc >> 8
+    buf[n - 1] = crc & 0xFF
+    return buf
 
 
 def _refuse(seq, cmd, n, version):

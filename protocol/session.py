@@ -9,6 +9,7 @@
 #   wrap_request(S, ver, seq, cmd, counter, body)       counter u32 || body || mac (8)
 #   wrap_response(S, ver, seq, resp_cmd, counter, body) the same with "R"; resp_cmd = cmd | 0x80
 #   unwrap(payload) -> (counter, body, mac), or None when shorter than counter + mac
+#   mac(S, signed) -> the MAC of "R"/"Q" || VER || SEQ || CMD || counter || body, laid out
 #   verify_request(S, ver, seq, cmd, counter, body, mac) -> bool
 #   verify_response(S, ver, seq, resp_cmd, counter, body, mac) -> bool
 #
@@ -170,6 +171,12 @@ def _mac(direction, key, version, seq, cmd, counter, body):
                                     "%s %d is out of range; allowed: 0..%d" % (name, value, hi),
                                     name, value, 0, hi)
     return _hmac(key, direction + _pack(">BBBI", version, seq, cmd, counter) + body)[:MAC_SIZE]
+
+
+def mac(key, signed):
+    # The MAC of a message already laid out as _mac() lays it out (direction, VER, SEQ, CMD,
+    # counter, body): the pump signs its answers in the frame's own buffer (firmware/telemetry.py).
+    return _hmac(key, signed)[:MAC_SIZE]
 
 
 def wrap_request(key, version, seq, cmd, counter, body):

@@ -204,10 +204,8 @@ MAX_LINES = {"firmware": 400, "hal": 600, "protocol": 600, "sim": 600, "tools": 
 # Modules that are mostly a table (rows of data, not logic) may be longer: path -> why.
 DATA_TABLES = {}
 # Modules over their limit today, each with the size it may not grow past until it is split.
-OVER_LIMIT = {
-    # The pump's side of the protocol (sessions, roles, the answer cache, the command handlers).
-    os.path.join("firmware", "telemetry.py"): 430,
-}
+# Modules allowed over their package's size, with the reason (none today).
+OVER_LIMIT = {}
 
 
 def _lines(rel):

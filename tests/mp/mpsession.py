@@ -6,6 +6,7 @@ it).  VPUMP_MICROPYTHON_WASM may name another folder that has node_modules/ with
 
     with MicroPython() as mp:                       # one node process, one interpreter
         mp.write("/data/config.json", b"{...}")     # any file into its in-memory file system
+        mp.read("/data/out.bin")                    # and back, without touching its heap
         out = mp.run("import firmware.pump\\nprint('ok')")   # stdout of the program
 
 A session starts with PORTABLE_FILES (firmware/, protocol/, the HAL interfaces, the sim backend
@@ -130,6 +131,13 @@ class MicroPython:
                                "b64": base64.b64encode(data).decode("ascii")}, None)
         if not reply["ok"]:
             raise MicroPythonError(reply["error"])
+
+    def read(self, path):
+        """The bytes of path in MicroPython's file system (read by node: no heap used)."""
+        reply = self._request({"op": "read", "path": path}, None)
+        if not reply["ok"]:
+            raise MicroPythonError(reply["error"])
+        return base64.b64decode(reply["b64"])
 
     def _request(self, request, timeout_s):
         proc = self._proc

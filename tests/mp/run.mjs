@@ -14,6 +14,8 @@
 //                                        -> {"ok": true, "out": STDOUT} or
 //                                           {"ok": false, "out": STDOUT, "error": TRACEBACK}
 //   {"op": "write", "path": P, "b64": D} writes base64 D to P (folders made)  -> {"ok": true}
+//   {"op": "read", "path": P}            reads P (no MicroPython heap used)
+//                                        -> {"ok": true, "b64": D} or {"ok": false, "error": ...}
 // The Python side is tests/mp/mpsession.py; stdin closed ends the session.
 import fs from "fs";
 import path from "path";
@@ -70,6 +72,13 @@ function handle(req) {
   if (req.op === "write") {
     writeFile(req.path, Buffer.from(req.b64, "base64"));
     return { ok: true };
+  }
+  if (req.op === "read") {
+    try {
+      return { ok: true, b64: Buffer.from(mp.FS.readFile(req.path)).toString("base64") };
+    } catch (e) {
+      return { ok: false, out: "", error: "cannot read " + req.path + ": " + String(e) };
+    }
   }
   if (req.op === "run") {
     out = [];
