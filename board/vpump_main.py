@@ -16,9 +16,11 @@
 #   vpump.dat    the pump's storage (hal.machine.FileStorage), made on the first boot.
 #
 # The loop (App.step): run the scheduler events that are due, let telemetry answer what the
-# UART holds, service the annunciator and the LED, feed the watchdog, then sleep until the
-# earliest of the next deadline, the next tone or LED change and MAX_SLEEP_MS, waking early
-# when UART bytes arrive (hal.machine.MachineClock).
+# UART holds, collect garbage if either did something (a collection never lands mid-stroke, and
+# the heap holds the live objects plus one wake's garbage: tests/mp/test_board_memory.py),
+# service the annunciator and the LED, feed the watchdog, then sleep until the earliest of the
+# next deadline, the next tone or LED change and MAX_SLEEP_MS, waking early when UART bytes
+# arrive (hal.machine.MachineClock).
 #
 # Errors: an exception from the firmware is logged with its traceback and the pump is rebuilt
 # from its last commit, as after a reset (therapy resumes as committed; a bolus cut short is
@@ -154,9 +156,13 @@ class App:
         while ran < MAX_EVENTS_PER_STEP and sched.step():
             ran += 1
         if self.telemetry is not None:
-            self.telemetry.poll()
+            handled = self.telemetry.poll()
         else:
-            self._refuse_link()
+            handled = self._refuse_link()
+        if ran or handled:
+            # Collect while idle: what a wake allocated goes now, not in the middle of a stroke,
+            # and the heap never holds more than the live objects and one wake's garbage.
+            gc.collect()
         wake = self.clock.now_ms() + MAX_SLEEP_MS
         if ran == MAX_EVENTS_PER_STEP:
             wake = 0                            # more due: no sleep

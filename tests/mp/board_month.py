@@ -13,10 +13,12 @@ The board (Month: portable) is tests/mp/month_steps.py, the only part that runs 
 MicroPython heap.  The handheld is another device, so it runs here, on the host (Handheld), and
 its bytes reach the board through MicroPython's file system (node reads and writes it, not the
 heap), as a UART's reach a board through its pins.  The month runs in steps:
-run_on_micropython() drives one program per 5 minutes of the month and, for each exchange of a
-session, one program in which the pump handles the request (the WebAssembly port collects
-garbage only between programs; a board collects whenever it must), reading gc.mem_alloc() at the
-end of each, before the collection: everything the step allocated is in it.
+run_on_micropython() drives one program per wake of the board (the events due at the firmware's
+next deadline, at least one wake every 5 minutes) and, for each exchange of a session, one
+program in which the pump handles the request.  The WebAssembly port collects garbage only
+between programs, and board/vpump_main.py's loop collects after each wake, so the programs end
+where a board collects; gc.mem_alloc() is read at the end of each, before the collection:
+everything the step allocated is in it.
 tests/mp/test_board_memory.py holds the month to 144 KiB with it and bench/run.py reports the peak
 (mp_peak_heap_30d_bytes).  The trace (the firmware's log as sim/replay.py's trace lines, which
 the board writes to a file so that they cost no heap, then a line per exchange with what the
@@ -34,7 +36,7 @@ BOARD_MODULES = ("protocol.reasons", "protocol.errors", "protocol.crc", "protoco
                  "firmware.scheduler", "firmware.dosing", "firmware.eventlog", "firmware.alarms",
                  "firmware.limits", "firmware.persist", "firmware.table", "firmware.machine",
                  "firmware.therapy", "firmware.bolus", "firmware.reservoir", "firmware.battery",
-                 "firmware.snapshot", "firmware.pump", "firmware.telemetry")
+                 "firmware.snapshot", "firmware.pump", "firmware.answers", "firmware.telemetry")
 
 
 # -- the handheld (host side: another device) ------------------------------------------------
@@ -222,12 +224,13 @@ def micropython_session(mp_dir, heapsize=None, timeout_s=600):
     return mp
 
 
-# The board's time runs in programs of a few minutes each: a board collects when its heap
-# fills, the WebAssembly port only between programs (gc.collect() inside one only asks for a
-# collection at the top level), so a program's garbage stands for what a board's heap holds
-# before its collector runs.  gc.mem_alloc() is read at the end of each (every 5 minutes of the
-# month, before the collection).
-PARTS_PER_HOUR = 12
+# The board's time runs in programs of one wake each, as board/vpump_main.py's loop runs it: the
+# events due at the firmware's next deadline (or nothing, at least every PART_MS), then a
+# collection, as the loop collects after a wake.  The WebAssembly port collects only between
+# programs (gc.collect() inside one only asks for a collection at the top level), so a program
+# ends where the board's loop collects.  gc.mem_alloc() is read at the end of each, before the
+# collection.
+PART_MS = 300000
 
 
 def _collected(mp, code):
@@ -237,14 +240,15 @@ def _collected(mp, code):
 
 
 def run_on_micropython(mp, config_text, days=DAYS):
-    """Run the month in mp (a micropython_session), one program per 5 minutes (PARTS_PER_HOUR)
-    and one per exchange of a session (the pump handling the handheld's request).  Returns a
+    """Run the month in mp (a micropython_session), one program per wake of the board (at least
+    one per PART_MS) and one per exchange of a session (the pump handling the handheld's
+    request).  Returns a
     dict: trace (text); heap_total_start and heap_total_end (gc.mem_free() + gc.mem_alloc(): it
     grows only when the port had to add heap to the one it started with); base, code (the
     board's modules imported), sim_code (and the simulator's), started (the month built: the
     board, the replay's plan, the pump booted, its telemetry), after (all collected, at the
     end); samples [(t_ms, what, gc.mem_alloc() at the end of that program, before its
-    collection)]: what is "board runs" (5 minutes of the board's time) or "pump answers X"
+    collection)]: what is "board runs" (one wake of the board) or "pump answers X"
     (the pump's telemetry handling exchange X of the routine session)."""
     mp.write("/data/scenario.json", config_text)
     out = {"heap_total_start": int(mp.run("import gc\nprint(gc.mem_free() + gc.mem_alloc())"))}
@@ -257,9 +261,9 @@ def run_on_micropython(mp, config_text, days=DAYS):
         mp, "import json, month_steps\n_keep.m = month_steps.Month(json.load(open("
             "'/data/scenario.json')), '/flash/vpump.dat', '/data/trace.txt', %d)" % days)
     hours = int(mp.run("import _keep\nprint(_keep.m.hours())"))
-    part = ("import _keep, gc\nm = _keep.m\nm.advance(%d)\n"
-            "print(m.t_ms, 1 if m.session_due() else 0, gc.mem_alloc())\nm = None\ngc.collect()\n"
-            % (HOUR_MS // PARTS_PER_HOUR))
+    wake = ("import _keep, gc\nm = _keep.m\nt = m.wake(%d)\n"
+            "print(t, 1 if t == %d and m.session_due() else 0, gc.mem_alloc())\nm = None\n"
+            "gc.collect()\n")
     # The link: the request's bytes arrive, the pump handles them (the measured step), its
     # answer leaves; the bytes cross through files, which the host reads and writes.
     arrive = ("import _keep, gc\nf = open('/data/request.bin', 'rb')\n_keep.m.receive(f.read())\n"
@@ -270,8 +274,10 @@ def run_on_micropython(mp, config_text, days=DAYS):
     handheld = Handheld()
     heard = []
     samples = []
-    for _ in range(hours * PARTS_PER_HOUR):
-        t_ms, due, alloc = [int(v) for v in mp.run(part).split()]
+    t_ms = 0
+    while t_ms < hours * HOUR_MS:
+        limit = (t_ms // PART_MS + 1) * PART_MS
+        t_ms, due, alloc = [int(v) for v in mp.run(wake % (limit, limit)).split()]
         samples.append((t_ms, "board runs", alloc))
         if due:
             for name in Handheld.STEPS:

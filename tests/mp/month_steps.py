@@ -68,9 +68,22 @@ class Month:
         return day > 0 and day % SESSION_EVERY_DAYS == 0 and self.t_ms % DAY_MS == SESSION_AT_MS
 
     def advance(self, ms):
-        # ms more of the month (a part of an hour: the drivers' unit of work).
+        # ms more of the month, in one go.
         self.t_ms += ms
         self.replay.run_to(self.t_ms)
+
+    def wake(self, limit_ms):
+        # One wake of the board, as board/vpump_main.py's loop has them: run what falls due at
+        # the firmware's next deadline, or up to limit_ms when nothing is due before it (the
+        # loop sleeps at most a few minutes).  The loop collects garbage after a wake, so what
+        # a wake allocates is what the heap must hold on top of the live objects.
+        deadline = self.replay.pump.sched.next_deadline()
+        target = limit_ms
+        if deadline is not None and deadline < limit_ms:
+            target = deadline if deadline > self.t_ms else self.t_ms
+        self.t_ms = target
+        self.replay.run_to(target)
+        return target
 
     # One exchange with the handheld: its request arrives (receive), the pump handles it
     # (pump_step: the firmware's telemetry, nothing else), its answer leaves (transmit).
