@@ -640,8 +640,8 @@ def fig_mp_pump_objects(quick):
 def fig_mp_peak_heap_30d(quick):
     # tests/mp/board_month.py: 30 days of the SCI scenario on the board's .mpy bundle, storage
     # in a file, a telemetry session a week (the handheld on the host); gc.mem_alloc() at the end
-    # of every program (one per 5 minutes of the month and one per exchange the pump answers)
-    # before its collection.
+    # of every program (one per wake of the board and one per exchange the pump answers) before
+    # its collection.
     import tempfile
     mp_dir = os.path.join(ROOT, "tests", "mp")
     if mp_dir not in sys.path:
@@ -661,9 +661,10 @@ def fig_mp_peak_heap_30d(quick):
         peak, "bytes", goal=114688, better="lower",
         note="largest gc.mem_alloc() under MicroPython 1.27 (wasm) at the end of a step, before "
              "that step's garbage is collected (the port collects only between programs), over "
-             "30 days of %s (tests/mp/board_month.py): a step is 5 minutes of the board's time, "
-             "or the pump handling one exchange of a weekly clinician session (the handheld runs "
-             "on the host, its bytes passed through files).  The board's code is the .mpy bundle "
+             "30 days of %s (tests/mp/board_month.py): a step is one wake of the board (the events "
+             "due at one deadline, at least one wake every 5 minutes; board/vpump_main.py's loop "
+             "collects after each) or the pump handling one exchange of a weekly clinician "
+             "session (the handheld runs on the host, its bytes passed through files).  The board's code is the .mpy bundle "
              "of `vpump flash`, its storage a file (hal/file_storage.py), not heap.  Peak %d at "
              "day %d (%s).  Of it: interpreter %d; firmware/hal/protocol code %d (a ROMFS or "
              "frozen build keeps it in flash); the simulator's code %d (sim/replay.py, "
@@ -671,12 +672,12 @@ def fig_mp_peak_heap_30d(quick):
              "compiled by mpy-cross -O3 as the bundle is); the simulator's and the pump's "
              "objects %d once built (the pump's own: mp_pump_objects_bytes); the step's garbage "
              "%d (of which ~550 the harness compiling the step's program).  Live heap (all "
-             "collected): %d once built, %d after the month.  Board steps: median %d, max %d; "
+             "collected): %d once built, %d after the month.  %d wakes: median %d, max %d; "
              "the largest answer %d (%s)"
              % (board_month.SCENARIO, peak, peak_ms // 86400000, peak_what, out["base"],
                 out["code"] - out["base"], out["sim_code"] - out["code"],
                 out["started"] - out["sim_code"], peak - out["started"], out["started"],
-                out["after"], runs[len(runs) // 2], runs[-1], answer, answer_what))
+                out["after"], len(runs), runs[len(runs) // 2], runs[-1], answer, answer_what))
 
 
 @figure("mp_heap_growth_30d_bytes")
