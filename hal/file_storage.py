@@ -45,16 +45,9 @@ class FileStorage(Storage):
         self.bytes_written = 0
 
     def _read_internal(self, addr, n):
-        f = self._f
-        try:
-            f.seek(addr)
-            data = f.read(n)
-        except OSError as e:
-            raise StorageError("read of %d bytes at %d from %s failed: %s" % (n, addr, self.path, e))
-        if data is None or len(data) != n:
-            raise StorageError("read of %d bytes at %d from %s returned %d" % (
-                n, addr, self.path, 0 if data is None else len(data)))
-        return data
+        buf = bytearray(n)
+        self._readinto_internal(addr, buf)
+        return bytes(buf)
 
     def _readinto_internal(self, addr, buf):
         f = self._f
@@ -63,9 +56,9 @@ class FileStorage(Storage):
             f.seek(addr)
             got = f.readinto(buf)
         except OSError as e:
-            raise StorageError("read of %d bytes at %d from %s failed: %s" % (n, addr, self.path, e))
+            got = e
         if got != n:
-            raise StorageError("read of %d bytes at %d from %s returned %s" % (n, addr, self.path, got))
+            raise StorageError("read of %d bytes at %d from %s gave %s" % (n, addr, self.path, got))
 
     def _write_internal(self, addr, data):
         f = self._f
