@@ -11,7 +11,6 @@ from firmware import alarms, limits
 from protocol import commands as C
 from protocol import reasons
 
-_MODES = {"continuous": 1, "flex": 2}
 
 # A READ_LOG entry (seq u32, t_ms u64, code u8, 4 x i32, big-endian: protocol/commands.py)
 # picked byte by byte from a stored log record (seq u32, t_ms lo u32, t_ms hi u32, code u8,
@@ -154,7 +153,7 @@ def interrogate(pump):
     return {
         "therapy": s["therapy"], "reservoir": s["reservoir"], "battery": s["battery"],
         "therapy_on": bool(s["therapy_on"]),
-        "mode": _MODES.get(program["mode"], 0) if program else 0,
+        "mode": (1 if program["mode"] == "continuous" else 2) if program else 0,   # MODES
         "basal_ug_per_day": s["basal_ug_per_day"],
         "reservoir_nl": s["reservoir_nl"],
         "concentration_ug_per_ml": s["concentration_ug_per_ml"],

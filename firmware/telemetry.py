@@ -268,18 +268,17 @@ class Telemetry:
         # The answer's frame, built in one buffer: the body (or, body None, READ_LOG's page
         # written from storage), then the MAC and the frame's CRC over it in place.
         if body is None:
-            room = answers.LOG_HEAD_BYTES + answers.LOG_ENTRY_BYTES * self.pump.persist.log_room(
-                request["start_seq"], request["max_entries"])
-        else:
-            room = len(body)
-        out = bytearray(_SEALED_OVERHEAD + room)
-        if body is None:
-            n = answers.log_page(self.pump, request["start_seq"], request["max_entries"], out,
-                                 _SEALED_HEAD)
-            if n < room:                # a decayed record was skipped
+            pump = self.pump
+            start = request["start_seq"]
+            most = request["max_entries"]
+            out = bytearray(_SEALED_OVERHEAD + answers.LOG_HEAD_BYTES
+                            + answers.LOG_ENTRY_BYTES * pump.persist.log_room(start, most))
+            n = answers.log_page(pump, start, most, out, _SEALED_HEAD)
+            if _SEALED_OVERHEAD + n < len(out):     # a decayed record was skipped
                 out = out[:_SEALED_OVERHEAD + n]
         else:
-            n = room
+            n = len(body)
+            out = bytearray(_SEALED_OVERHEAD + n)
             out[_SEALED_HEAD:_SEALED_HEAD + n] = body
         out[4] = frame.VERSION
         out[5] = seq
@@ -299,9 +298,6 @@ class Telemetry:
         # The answer's body (firmware/answers.py); None for READ_LOG, whose page _sealed()
         # writes straight into the frame.
         return answers.run(self.pump, cmd, f)
-
-    def interrogate(self):
-        return answers.interrogate(self.pump)
 
 
 def _nak_of(exc):

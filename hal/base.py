@@ -142,12 +142,9 @@ class Storage(Part):
         if addr < 0 or n < 0 or addr + n > self.size:
             raise StorageError("storage access %d+%d outside 0..%d" % (addr, n, self.size))
 
-    # _read_internal(addr, n): n bytes at addr; _write_internal(addr, data).
-    _read_internal = _write_internal = _missing
-
-    def _readinto_internal(self, addr, buf):
-        # A backend that can read in place overrides this.
-        buf[:] = self._read_internal(addr, len(buf))
+    # _read_internal(addr, n): n bytes at addr; _readinto_internal(addr, buf): as many into
+    # buf, allocating nothing (the pump's log reads); _write_internal(addr, data).
+    _read_internal = _readinto_internal = _write_internal = _missing
 
 
 class Annunciator(Part):

@@ -447,37 +447,9 @@ class _FlexRequest:
         return {"confirm": confirm == 1, "steps": days}
 
 
-class _LogResponse:
-    # count u8, next_seq u32, then count x (seq u32, t_ms u64, code u8, 4 x i32)
-    keys = ("next_seq", "entries")
-    _ENTRY = ">IQBiiii"
-    _ENTRY_SIZE = 29
-    max_size = 5 + READ_LOG_MAX_ENTRIES * 29
-
-    def encode(self, fields, what):
-        next_seq = _check_int(what, "next_seq", fields.get("next_seq") if fields else None,
-                              0, 0xFFFFFFFF)
-        entries = fields.get("entries")
-        if not isinstance(entries, (list, tuple)) or len(entries) > READ_LOG_MAX_ENTRIES:
-            raise _out_of_range(what, "entries", len(entries) if isinstance(entries, (list, tuple))
-                                else entries, 0, READ_LOG_MAX_ENTRIES,
-                                "a list of at most %d entries" % READ_LOG_MAX_ENTRIES)
-        parts = [struct.pack(">BI", len(entries), next_seq)]
-        for e in entries:
-            if not isinstance(e, dict):
-                raise _out_of_range(what, "entries", e, 0, 0, "dicts of seq, t_ms, code, args")
-            args = e.get("args", ())
-            if not isinstance(args, (list, tuple)) or len(args) > 4:
-                raise _out_of_range(what, "args", args, 0, 4, "a list of at most 4 integers")
-            a = [0, 0, 0, 0]
-            for i in range(len(args)):
-                a[i] = _check_int(what, "args", args[i], -0x80000000, 0x7FFFFFFF)
-            parts.append(struct.pack(self._ENTRY,
-                               _check_int(what, "seq", e.get("seq"), 0, 0xFFFFFFFF),
-                               _check_int(what, "t_ms", e.get("t_ms"), 0, 0xFFFFFFFFFFFFFFFF),
-                               _check_int(what, "code", e.get("code"), 0, 0xFF),
-                               a[0], a[1], a[2], a[3]))
-        return b"".join(parts)
+# READ_LOG's answer codec is the host's (protocol/commands_host.py puts it here): the pump
+# writes its pages straight from storage into the frame (firmware/answers.py).
+_LogResponse = None
 
 
 class Command:

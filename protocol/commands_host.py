@@ -111,7 +111,7 @@ def decode_response(cmd, body):
     c = C._lookup(cmd & 0x7F)
     what = C._what(c, "response")
     codec = c.response
-    if isinstance(codec, C._LogResponse):
+    if isinstance(codec, LogResponse):
         return 0, _decode_log(codec, body[1:], what)
     if isinstance(codec, C._Pair):
         return 0, _decode_pair(codec, body[1:], what)
@@ -176,6 +176,46 @@ def _encode_flex(fields, what):
     return b"".join(parts)
 
 
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+class LogResponse:
+    # READ_LOG's answer (the pump writes it itself: firmware/answers.py log_page).
+    # count u8, next_seq u32, then count x (seq u32, t_ms u64, code u8, 4 x i32)
+    keys = ("next_seq", "entries")
+    _ENTRY = ">IQBiiii"
+    _ENTRY_SIZE = 29
+    max_size = 5 + C.READ_LOG_MAX_ENTRIES * 29
+
+    def encode(self, fields, what):
+        next_seq = C._check_int(what, "next_seq",
+                                fields.get("next_seq") if fields else None, 0, 0xFFFFFFFF)
+        entries = fields.get("entries")
+        if not isinstance(entries, (list, tuple)) or len(entries) > C.READ_LOG_MAX_ENTRIES:
+            raise C._out_of_range(what, "entries",
+                                  len(entries) if isinstance(entries, (list, tuple)) else entries,
+                                  0, C.READ_LOG_MAX_ENTRIES,
+                                  "a list of at most %d entries" % C.READ_LOG_MAX_ENTRIES)
+        parts = [struct.pack(">BI", len(entries), next_seq)]
+        for e in entries:
+            if not isinstance(e, dict):
+                raise C._out_of_range(what, "entries", e, 0, 0,
+                                      "dicts of seq, t_ms, code, args")
+            args = e.get("args", ())
+            if not isinstance(args, (list, tuple)) or len(args) > 4:
+                raise C._out_of_range(what, "args", args, 0, 4,
+                                      "a list of at most 4 integers")
+            a = [0, 0, 0, 0]
+            for i in range(len(args)):
+                a[i] = C._check_int(what, "args", args[i], -0x80000000, 0x7FFFFFFF)
+            parts.append(struct.pack(self._ENTRY,
+                                     C._check_int(what, "seq", e.get("seq"), 0, 0xFFFFFFFF),
+                                     C._check_int(what, "t_ms", e.get("t_ms"), 0, _U64_MAX),
+                                     C._check_int(what, "code", e.get("code"), 0, 0xFF),
+                                     a[0], a[1], a[2], a[3]))
+        return b"".join(parts)
+
+
 def _decode_log(codec, body, what):
     # count u8, next_seq u32, then count x (seq u32, t_ms u64, code u8, 4 x i32)
     n = len(body)
@@ -207,6 +247,7 @@ def _decode_pair(codec, body, what):
 # Imported before protocol.commands had finished loading (someone imported this module
 # first)?  Then commands could not take these names at its end: hand them over now.
 C.COMMANDS = _Commands()
+C._LogResponse = LogResponse
 # The table's names lists as the tuples host code indexes (the pump reads them off its table):
 # wire indices, checked by tests against firmware/table.py and firmware/alarms.py.
 C.THERAPY_STATES = _names(C.INTERROGATE, "response", "therapy")

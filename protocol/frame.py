@@ -76,13 +76,9 @@ def finish(buf):
     # A frame built in place (a bytearray holding VER, SEQ, CMD and the payload at 4 .. len-2):
     # writes the sync, LEN and CRC around them, so a large answer is framed without a copy.
     n = len(buf)
-    buf[0] = 0xA5
-    buf[1] = 0x5A
-    buf[2] = (n - 6) >> 8
-    buf[3] = (n - 6) & 0xFF
-    crc = crc16(memoryview(buf)[2:n - 2])
-    buf[n - 2] = crc >> 8
-    buf[n - 1] = crc & 0xFF
+    buf[0:2] = SYNC
+    struct.pack_into(">H", buf, 2, n - 6)
+    struct.pack_into(">H", buf, n - 2, crc16(memoryview(buf)[2:n - 2]))
     return buf
 
 

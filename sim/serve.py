@@ -33,6 +33,7 @@ import queue
 import threading
 import time
 
+from firmware import answers
 from firmware.telemetry import Telemetry
 from protocol import commands as C
 from sim.links import RECEIVE, SEND, Manipulator, add_noise
@@ -233,7 +234,7 @@ class Serve:
             self._captured_log_seq = records[-1][0]
         # INTERROGATE's fields as a programmer decodes them (names, the alarm list).
         status, state = C.decode_response(C.INTERROGATE, C.encode_ack(
-            C.INTERROGATE, self.telemetry.interrogate()))
+            C.INTERROGATE, answers.interrogate(self.telemetry.pump)))
         return {"scenario": run.config["name"], "seed": run.seed,
                 "start_wall_ms": run.start_wall_ms, "now_ms": self.now_virtual_ms(),
                 "interrogate": state, "log": entries}
@@ -279,7 +280,7 @@ class Serve:
         if word == "status":
             return {"ok": True, "now_ms": self.now_virtual_ms(), "powered": run.powered,
                     "frames": self.frames, "status": self.pump.status(),
-                    "interrogate": self.telemetry.interrogate()}
+                    "interrogate": answers.interrogate(self.telemetry.pump)}
         if word == "log":
             entries = []
             seq = request.get("from") or 1

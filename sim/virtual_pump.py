@@ -22,6 +22,7 @@ drops, corrupts or delays what crosses the link (the link_noise options of a sce
 import json
 import os
 
+from firmware import answers
 from firmware.telemetry import Telemetry
 from sim import scenario as scenario_module
 from sim.errors import SimError
@@ -162,7 +163,7 @@ class VirtualPump:
     def interrogate(self):
         """What INTERROGATE would answer, as the decoded fields."""
         self.service()
-        return self.telemetry.interrogate()
+        return answers.interrogate(self.telemetry.pump)
 
     def log(self, start_seq=1, limit=100000):
         """The pump's event log from start_seq, decoded (as in events.jsonl)."""

@@ -113,8 +113,8 @@ def test_optional_imports_stay_out_of_the_bundle(bundle, tmp_path):
     paths = set(e["path"] for e in manifest["files"])
     assert "protocol/reasons.mpy" in paths and "protocol/reason_texts.mpy" not in paths
     # Likewise the programmer's half of the codecs, the log's names and the HAL registry.
-    for host_only in ("protocol/commands_host.mpy", "firmware/event_names.mpy",
-                      "hal/registry.mpy"):
+    for host_only in ("protocol/commands_host.mpy", "protocol/session_host.mpy",
+                      "firmware/event_names.mpy", "hal/registry.mpy"):
         assert host_only not in paths, host_only
     assert "protocol/commands.mpy" in paths and "firmware/eventlog.mpy" in paths
     source = tmp_path / "m.py"
@@ -268,10 +268,12 @@ def test_bundle_runs_under_micropython(bundle):
         for name in ("fake_machine.py", "checks.py"):
             with open(os.path.join(HERE, name), "rb") as f:
                 mp.write("/tests/" + name, f.read())
-        # The checks play the programmer too: its half of the codecs is host-only (not in the
-        # bundle), so it comes from the sources, into the bundle's protocol package.
-        with open(os.path.join(ROOT, "protocol", "commands_host.py"), "rb") as f:
-            mp.write("/flash/protocol/commands_host.py", f.read())
+        # The checks play the programmer too: its half of the codecs and of the sessions is
+        # host-only (not in the bundle), so it comes from the sources, into the bundle's
+        # protocol package.
+        for name in ("commands_host.py", "session_host.py"):
+            with open(os.path.join(ROOT, "protocol", name), "rb") as f:
+                mp.write("/flash/protocol/" + name, f.read())
         header = manifest["files"][[e["path"] for e in manifest["files"]].index(
             "firmware/pump.mpy")]
         with open(os.path.join(out_dir, header["path"]), "rb") as f:

