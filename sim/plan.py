@@ -8,6 +8,9 @@
 
 from firmware.dosing import MS_PER_DAY
 
+# Every press is the same action: one dict for all of them (a month's plan holds ~60; nothing
+# changes an action once planned).
+_PATIENT_PRESS = {"action": "patient_bolus"}
 # Patients press the bolus button while awake (UNSOURCED: 08:00 to 22:00).
 _AWAKE_FROM_MIN = 8 * 60
 _AWAKE_MINUTES = 14 * 60
@@ -43,7 +46,7 @@ def plan(config, days, end_ms, rng):
                 minute = _AWAKE_FROM_MIN + rng.next_u32() % _AWAKE_MINUTES
                 t = day * MS_PER_DAY + minute * 60000 - midnight_offset
                 if 0 <= t <= end_ms:
-                    out.append((t, order, {"action": "patient_bolus"}))
+                    out.append((t, order, _PATIENT_PRESS))
                     order += 1
     sessions = (config.get("models") or {}).get("telemetry_sessions_per_day") or 0
     if sessions:

@@ -328,6 +328,7 @@ class Replay:
             if target == next_action:
                 self._guarded(self._perform, actions[index][2])
                 self._after_action()
+                actions[index] = None   # done: a month's plan need not stay in a board's heap
                 self._index = index + 1
                 continue
             if target == next_sample:

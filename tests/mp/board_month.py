@@ -262,14 +262,12 @@ def run_on_micropython(mp, config_text, days=DAYS):
         mp, "import json, month_steps\n_keep.m = month_steps.Month(json.load(open("
             "'/data/scenario.json')), '/flash/vpump.dat', '/data/trace.txt', %d)" % days)
     hours = int(mp.run("import _keep\nprint(_keep.m.hours())"))
-    wake = ("import _keep, gc\nm = _keep.m\nt = m.wake(%d)\n"
-            "print(t, 1 if t == %d and m.session_due() else 0, gc.mem_alloc())\nm = None\n"
-            "gc.collect()\n")
+    wake = "import _keep, gc\n_keep.m.wake_program(%d)\ngc.collect()\n"
     # The link: the request's bytes arrive, the pump handles them (the measured step), its
     # answer leaves; the bytes cross through files, which the host reads and writes.
     arrive = ("import _keep, gc\nf = open('/data/request.bin', 'rb')\n_keep.m.receive(f.read())\n"
               "f.close()\nf = None\ngc.collect()\n")
-    handle = "import _keep, gc\n_keep.m.pump_step()\nprint(gc.mem_alloc())\ngc.collect()\n"
+    handle = "import _keep, gc\n_keep.m.pump_program()\ngc.collect()\n"
     leave = ("import _keep, gc\nf = open('/data/answer.bin', 'wb')\nf.write(_keep.m.transmit())\n"
              "f.close()\nf = None\ngc.collect()\n")
     handheld = Handheld()
@@ -278,7 +276,7 @@ def run_on_micropython(mp, config_text, days=DAYS):
     t_ms = 0
     while t_ms < hours * HOUR_MS:
         limit = (t_ms // PART_MS + 1) * PART_MS
-        t_ms, due, alloc = [int(v) for v in mp.run(wake % (limit, limit)).split()]
+        t_ms, due, alloc = [int(v) for v in mp.run(wake % limit).split()]
         samples.append((t_ms, "board runs", alloc))
         if due:
             for name in Handheld.STEPS:

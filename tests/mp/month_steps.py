@@ -7,6 +7,8 @@ through MicroPython's file system, as a UART passes them through wires).  See bo
 what the month is.
 """
 
+import gc
+
 from firmware.telemetry import Telemetry
 from hal.base import Link
 from hal.file_storage import FileStorage
@@ -84,6 +86,18 @@ class Month:
         self.t_ms = target
         self.replay.run_to(target)
         return target
+
+    # The drivers' programs under MicroPython (board_month.run_on_micropython): a wake, or the
+    # pump's handling of a request, then what the drivers read.  gc.mem_alloc() is taken right
+    # after the board's work, so a sample holds its garbage, not the report's.
+    def wake_program(self, limit_ms):
+        t = self.wake(limit_ms)
+        alloc = gc.mem_alloc()
+        print(t, 1 if t == limit_ms and self.session_due() else 0, alloc)
+
+    def pump_program(self):
+        self.pump_step()
+        print(gc.mem_alloc())
 
     # One exchange with the handheld: its request arrives (receive), the pump handles it
     # (pump_step: the firmware's telemetry, nothing else), its answer leaves (transmit).
