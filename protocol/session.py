@@ -52,10 +52,20 @@ if hasattr(bytes, "translate"):
     _OPAD = bytes(b ^ 0x5C for b in range(256))
 
     def _pads(key):
+        key = bytes(key) + bytes(_BLOCK - len(key))
         return key.translate(_IPAD), key.translate(_OPAD)
 else:
     def _pads(key):
-        return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+        # Two buffers and nothing else: a board's heap sees 128 bytes per HMAC, not a dozen
+        # temporaries (copies, the zero padding, generators).
+        n = len(key)
+        ipad = bytearray(_BLOCK)
+        opad = bytearray(_BLOCK)
+        for i in range(_BLOCK):
+            b = key[i] if i < n else 0
+            ipad[i] = b ^ 0x36
+            opad[i] = b ^ 0x5C
+        return ipad, opad
 
 
 def hmac_sha256(key, msg):
@@ -63,7 +73,7 @@ def hmac_sha256(key, msg):
         key = _sha256(key).digest()
     # MicroPython's sha256 has no copy(), so nothing can be kept from one call to the next
     # except the padded key; it is cheap enough to redo.
-    ipad, opad = _pads(bytes(key) + bytes(_BLOCK - len(key)))
+    ipad, opad = _pads(key)
     inner = _sha256(ipad)
     inner.update(msg)
     outer = _sha256(opad)
@@ -80,10 +90,12 @@ class HmacKey:
     def __init__(self, key):
         if len(key) > _BLOCK:
             key = _sha256(key).digest()
-        self._ipad, self._opad = _pads(bytes(key) + bytes(_BLOCK - len(key)))
-        self._inner = _sha256(self._ipad)
-        self._outer = _sha256(self._opad)
-        self._copy = hasattr(self._inner, "copy")
+        self._ipad, self._opad = _pads(key)
+        inner = _sha256(self._ipad)
+        self._copy = hasattr(inner, "copy")
+        if self._copy:
+            self._inner = inner
+            self._outer = _sha256(self._opad)
 
     def digest(self, msg):
         if self._copy:
