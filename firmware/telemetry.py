@@ -3,7 +3,8 @@
 # challenge-response per role (clinician, patient) with HMAC-SHA256; every authenticated request
 # carries a growing counter and a MAC.  The last request of a session and its response are kept,
 # so a programmer that lost a response can resend the same frame and get the same answer
-# without the pump running the command twice (no double bolus).
+# without the pump running the command twice (no double bolus).  What a command does and
+# answers is firmware/answers.py; the answer's frame is built here, in one buffer (_sealed).
 #
 # Runs on the board as it is (MicroPython): integer pump time from the scheduler, no threads.
 #
