@@ -118,7 +118,8 @@ class Machine:
                     # Refused: nothing changed, and later regions do not see the event.
                     return result
                 dest = row[2]
-                if dest is not None and dest != source:
+                # A dest equal to the source is a self-transition: logged like any change.
+                if dest is not None:
                     self.states[region] = dest
                     hook = getattr(context, "on_state_change", None)
                     if hook is not None:

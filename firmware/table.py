@@ -9,7 +9,8 @@
 #
 # A row is (source, trigger, dest, guard, action):
 #   source  a state, or a tuple of states
-#   dest    a state; None keeps the state (internal: no exit, no entry, the action still runs)
+#   dest    a state; None keeps the state (internal: no exit, no entry, the action still runs);
+#           the source state itself is a self-transition (the state change is logged)
 #   guard   None, or "part.method": a method (arg) -> bool of one of the pump's parts; rows
 #           are tried in order and the first whose guard passes wins, so a guarded row is
 #           followed by its fallback
@@ -40,20 +41,28 @@ ELECTIVE_REPLACEMENT = "elective_replacement"
 
 _DELIVERING = (IDLE, INFUSING, BOLUS, LOCKOUT)
 _RUNNING = (INFUSING, BOLUS, LOCKOUT)
+_ON = (INFUSING, LOCKOUT)           # therapy is always on here (SR-02); a bolus may run with it off
 _HALTED = (RESERVOIR_EMPTY, MOTOR_STALL, FAULT)
 
 THERAPY = (
-    # Starting and stopping.
+    # Starting and stopping.  A bolus may run with therapy off (a clinician bolus or a refill's
+    # bridge bolus started from idle): there START starts therapy as from idle, the bolus goes
+    # on (a self-transition, logged), and when it ends the pump is infusing.
     (IDLE, "start", INFUSING, "therapy.has_program", "therapy.start_basal"),
-    (IDLE, "start", None, None, "!no_program"),
-    (_RUNNING, "start", None, None, None),
-    (_DELIVERING, "stop", IDLE, None, "therapy.stop"),
-    (_HALTED, "stop", None, None, "therapy.stop"),        # stays stopped once cleared
+    (BOLUS, "start", None, "therapy.is_on", None),
+    (BOLUS, "start", BOLUS, "therapy.has_program", "therapy.start_basal"),
+    ((IDLE, BOLUS), "start", None, None, "!no_program"),
+    (_ON, "start", None, None, None),
+    (_RUNNING, "stop", IDLE, None, "therapy.stop"),
+    ((IDLE,) + _HALTED, "stop", None, None, "therapy.stop"),  # halted: stays stopped once cleared
     (_HALTED, "start", None, None, "!therapy_halted"),
 
-    # A new program (already checked against the drug library) takes effect at once.
+    # A new program (already checked against the drug library) takes effect at once, and
+    # starts therapy if it is off (from idle, or a bolus started from idle).
     (IDLE, "program", INFUSING, None, "therapy.program_and_start"),
-    (_RUNNING, "program", None, None, "therapy.apply_program"),
+    (BOLUS, "program", None, "therapy.is_on", "therapy.apply_program"),
+    (BOLUS, "program", BOLUS, None, "therapy.program_and_start"),
+    (_ON, "program", None, None, "therapy.apply_program"),
     (_HALTED, "program", None, None, "!therapy_halted"),
 
     # Boluses.  A clinician bolus may run during a lockout; afterwards the lockout resumes.
@@ -61,7 +70,7 @@ THERAPY = (
     (BOLUS, "clinician_bolus", None, None, "!bolus_in_progress"),
     (_HALTED, "clinician_bolus", None, None, "!therapy_halted"),
     (INFUSING, "patient_bolus", BOLUS, "bolus.patient_may_start", "bolus.start_patient"),
-    ((INFUSING, LOCKOUT), "patient_bolus", None, None, "bolus.refuse_patient"),
+    (_ON, "patient_bolus", None, None, "bolus.refuse_patient"),
     (IDLE, "patient_bolus", None, None, "!therapy_stopped"),
     (BOLUS, "patient_bolus", None, None, "!bolus_in_progress"),
     (_HALTED, "patient_bolus", None, None, "!therapy_halted"),

@@ -139,7 +139,7 @@ def _guard_of(transition):
 def _mermaid(machine):
     # transitions' own mermaid, minus what depends on the model's current state (node classes and
     # their definitions), the title front matter (the markdown heading names the region) and
-    # self-loops (internal transitions: listed in the tables instead).
+    # self-loops (internal transitions, and self-transitions: listed in the tables instead).
     text = machine.get_graph().draw(None)
     out = []
     front = 0
@@ -237,7 +237,9 @@ def render_markdown(regions=REGIONS):
         "regions do not see the event. Every (state, event) pair of a region has a row, so every event has a defined "
         "outcome: a state change, an action without a state change, a refusal, or an explicit "
         "ignore. The diagrams show state changes as `trigger [guard]`; the tables under each "
-        "list the rest." % len(regions),
+        "list the rest. A row whose destination is the state it leaves (a self-transition) is "
+        "logged as a state change; the diagrams leave it out and the state-change table lists "
+        "it." % len(regions),
         "",
         "Guards and actions are named `part.method`: the method of the pump's part in "
         "`firmware/<part>.py` (`therapy`: the program, basal rate, start and stop, critical "

@@ -3,7 +3,7 @@
 import pytest
 
 from firmware import alarms, eventlog, table
-from firmware.dosing import MS_PER_DAY
+from firmware.dosing import MS_PER_DAY, UG_RATE_Q
 from firmware.pump import Pump
 from hal.sim import SimBoard
 from protocol import reasons
@@ -170,6 +170,86 @@ def test_clinician_bolus_during_lockout_returns_to_lockout():
     assert pump.state() == table.LOCKOUT
     pump.sched.run_until(4 * HOUR + 1)
     assert pump.state() == table.INFUSING
+
+
+def _state_entry(source, dest, trigger):
+    # A therapy-region "state" log entry's args (firmware/pump.py on_state_change).
+    states = table.STATES["therapy"]
+    return (table.REGION_NAMES.index("therapy"), states.index(source), states.index(dest),
+            table.TRIGGERS.index(trigger))
+
+
+def _bolus_with_therapy_stopped(kind, concentration=2000, basal=400):
+    # Therapy stopped after an hour, then a bolus the table allows from idle: a clinician bolus
+    # or a refill's bridge bolus.
+    pump, board, events = make_pump(concentration=concentration, basal=basal)
+    pump.sched.run_until(HOUR)
+    assert pump.stop() == reasons.OK
+    if kind == "clinician":
+        assert pump.clinician_bolus(50, 10 * MIN, True) == reasons.OK
+    else:
+        assert pump.refill(20000000, concentration, bridge=True) == reasons.OK
+    assert pump.state() == table.BOLUS and not pump.therapy.on
+    return pump, board, events
+
+
+@pytest.mark.req("SR-33")
+@pytest.mark.parametrize("kind", ["clinician", "bridge"])
+@pytest.mark.parametrize("request_", ["start", "program"])
+def test_start_or_program_during_a_bolus_given_with_therapy_stopped_starts_therapy(kind, request_):
+    # Accepted from idle, START (and a program) start therapy; accepted during a bolus given
+    # from idle, they did nothing, and the pump went back to idle when the bolus ended.
+    pump, board, events = _bolus_with_therapy_stopped(kind)
+    bolus_kind, bolus_rate_q = pump.bolus.current[0], pump.bolus.current[5]
+    assert pump.doser.rate_q == bolus_rate_q        # the bolus alone: therapy is off
+    del events[:]
+    if request_ == "start":
+        assert pump.start() == reasons.OK
+        basal = 400
+    else:
+        assert pump.program_continuous(300) == reasons.OK
+        basal = 300
+        assert [e[2] for e in names(events, "program")] == [(0, 300, 0)]
+    assert pump.therapy.on and pump.state() == table.BOLUS
+    # Logged as from idle: a state entry naming the request (here bolus -> bolus).
+    assert [e[2] for e in names(events, "state")] == [
+        _state_entry(table.BOLUS, table.BOLUS, request_)]
+    # The basal runs alongside a clinician bolus at once; a bridge bolus replaces it until the
+    # old drug has left the catheter.
+    basal_q = 0 if bolus_kind == 2 else basal * UG_RATE_Q
+    assert pump.doser.rate_q == basal_q + bolus_rate_q
+    # Asked again with therapy on: nothing more happens, as in infusing.
+    del events[:]
+    assert pump.start() == reasons.OK
+    assert events == [] and pump.state() == table.BOLUS
+    pump.sched.run_until(2 * MS_PER_DAY)
+    assert pump.state() == table.INFUSING and pump.therapy.on
+    assert _state_entry(table.BOLUS, table.INFUSING, "bolus_done") in \
+        [e[2] for e in names(events, "state")]
+    assert pump.doser.rate_q == basal * UG_RATE_Q
+
+
+def test_start_during_a_bolus_without_a_program_is_refused_as_from_idle():
+    pump, board, events = make_pump(concentration=500)
+    assert pump.start() == reasons.NO_PROGRAM
+    assert pump.clinician_bolus(20, 10 * MIN) == reasons.OK
+    assert pump.state() == table.BOLUS
+    del events[:]
+    assert pump.start() == reasons.NO_PROGRAM
+    assert [e[1:] for e in events] == [
+        ("refused", (reasons.NO_PROGRAM, eventlog.REQUESTS.index("start"), 0, 0))]
+    assert pump.state() == table.BOLUS and not pump.therapy.on
+    pump.sched.run_until(HOUR)
+    assert pump.state() == table.IDLE
+
+
+def test_a_program_during_a_bolus_with_therapy_on_logs_no_state_change():
+    pump, board, events = make_pump(concentration=500, basal=200)
+    assert pump.clinician_bolus(20, 10 * MIN) == reasons.OK
+    del events[:]
+    assert pump.program_continuous(250) == reasons.OK
+    assert [e[1] for e in events] == ["program"]
+    assert pump.state() == table.BOLUS and pump.therapy.on
 
 
 # -- limits ----------------------------------------------------------------------------------------
