@@ -24,8 +24,52 @@ ENUM_KIND = 5
 BITS_KIND = 6
 
 
+# The host keeps what the pump reads again on every use (its heap is what the board lacks):
+# each command, each codec and each field of the table parsed once.  A programmer, `vpump serve`
+# and the benchmarks answer thousands of frames a second through these; nothing cached changes
+# after it is made, so threads may share it.
+_COMMANDS = {}
+_CODECS = {}
+_FIELDS = {}
+_pump_codec = C._codec
+_pump_field = C._field
+
+
+def _codec(at, part):
+    codec = _CODECS.get((at, part))
+    if codec is None:
+        codec = _CODECS[(at, part)] = _pump_codec(at, part)
+    return codec
+
+
+def _field(t, pos, end, f=None):
+    if t is not C._TABLE:
+        return _pump_field(t, pos, end, f)
+    hit = _FIELDS.get((pos, end))
+    if hit is None:
+        g = [None] * 7
+        after = _pump_field(t, pos, end, g)
+        hit = _FIELDS[(pos, end)] = (tuple(g), after)
+    if not f:
+        return hit[0][2]
+    f[:] = hit[0]
+    return hit[1]
+
+
 class _Commands(C._Commands):
-    # The host's COMMANDS: the pump's (lookups), iterable as a dict too, in the table's order.
+    # The host's COMMANDS: the pump's (lookups, kept once made), iterable as a dict too, in the
+    # table's order.
+    def get(self, code, default=None):
+        if not isinstance(code, int):
+            return C._Commands.get(self, code, default)
+        c = _COMMANDS.get(code)
+        if c is None:
+            c = C._Commands.get(self, code)
+            if c is None:
+                return default
+            _COMMANDS[code] = c
+        return c
+
     def keys(self):
         out = []
         pos = C._TABLE.find("\n")
@@ -247,6 +291,8 @@ def _decode_pair(codec, body, what):
 # Imported before protocol.commands had finished loading (someone imported this module
 # first)?  Then commands could not take these names at its end: hand them over now.
 C.COMMANDS = _Commands()
+C._codec = _codec
+C._field = _field
 C._LogResponse = LogResponse
 # The table's names lists as the tuples host code indexes (the pump reads them off its table):
 # wire indices, checked by tests against firmware/table.py and firmware/alarms.py.
